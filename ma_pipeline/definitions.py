@@ -1,0 +1,11 @@
+"""The ma_pipeline code location."""
+
+import dagster as dg
+
+from ma_pipeline.ingestion import assets as ingestion
+from ma_pipeline.resources import build_resources
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([ingestion]),
+    resources=build_resources(),
+)

@@ -1,0 +1,82 @@
+"""raw_companies: the company universe of each day, and the rows that could not be used."""
+
+from collections import Counter
+from datetime import date
+
+import dagster as dg
+import polars as pl
+
+from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA, SireneFileError
+from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
+
+
+@dg.multi_asset(
+    outs={
+        "raw_companies": dg.AssetOut(
+            key_prefix="ingestion",
+            kinds={"polars"},
+            description="The INSEE StockUniteLegale of the day (landing file or sandbox), one row"
+            " per valid SIREN, columns in snake_case; ceased units are kept with etat C.",
+        ),
+        "raw_companies_rejected": dg.AssetOut(
+            key_prefix="ingestion",
+            kinds={"polars"},
+            description="Rows of the day's stock that were not kept: the value as given (JSON),"
+            " its row number and the reason.",
+        ),
+    },
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="ingestion",
+    pool=WAREHOUSE_POOL,
+)
+def raw_companies(context: dg.AssetExecutionContext, sirene: SireneSource):
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    kept, rejected, sources, per_day = [], [], {}, []
+    reasons: Counter[str] = Counter()
+    try:
+        for daily in sirene.daily_stocks(days):
+            stamp = pl.lit(daily.day).alias(PARTITION_COLUMN)
+            kept.append(daily.stock.kept.select(stamp, *OUTPUT_COLUMNS))
+            rejected.append(daily.stock.rejected.select(stamp, *REJECTED_SCHEMA))
+            reasons.update(daily.stock.rejected_by_reason())
+            sources[str(daily.day)] = daily.origin
+            per_day.append(
+                {
+                    "partition": str(daily.day),
+                    "source": daily.origin,
+                    "rows_read": daily.stock.rows_read,
+                    "blank_lines": daily.stock.blank_lines,
+                    "kept": daily.stock.kept.height,
+                    "rejected": daily.stock.rejected.height,
+                    "encoding": daily.stock.encoding,
+                }
+            )
+    except (SireneFileError, FileNotFoundError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+
+    companies, rejects = pl.concat(kept), pl.concat(rejected)
+    if any(d["encoding"] not in ("utf-8", "parquet") for d in per_day):
+        context.log.warning("a SIRENE file was not UTF-8 and was decoded as Windows-1252")
+    summary = {
+        "source": sources[str(days[-1])] if len(days) == 1 else sources,
+        "rows_read": sum(d["rows_read"] for d in per_day),
+        "kept": companies.height,
+        "rejected": rejects.height,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "per_partition": preview(pl.DataFrame(per_day), rows=len(per_day)),
+    }
+    context.log.info(
+        f"{summary['kept']} companies kept, {summary['rejected']} rejected over {len(days)} day(s)"
+    )
+    yield dg.Output(
+        companies, output_name="raw_companies", metadata={**summary, "preview": preview(companies)}
+    )
+    yield dg.Output(
+        rejects,
+        output_name="raw_companies_rejected",
+        metadata={"rejected_by_reason": dict(sorted(reasons.items())), "preview": preview(rejects)},
+    )

@@ -1,0 +1,1 @@
+"""Pure helpers: no Dagster state, unit-tested directly."""

@@ -1,0 +1,25 @@
+"""Dagster metadata built from polars frames."""
+
+import dagster as dg
+import polars as pl
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    """The frame's columns and dtypes, shown by the UI as the table's schema."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in frame.schema.items()]
+    )
+
+
+def preview(frame: pl.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
+    """The first ``rows`` rows as a Markdown table."""
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=rows,
+        tbl_cols=-1,
+        tbl_width_chars=10_000,
+        fmt_str_lengths=60,
+    ):
+        return dg.MetadataValue.md(str(frame.head(rows)))

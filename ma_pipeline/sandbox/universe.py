@@ -1,0 +1,234 @@
+"""The sandbox company universe, in the INSEE StockUniteLegale layout.
+
+A population is drawn once from ``(n_companies, seed)``: SIREN, NAF sous-classe, legal form,
+headcount band, creation date and, for some, a cessation date. The stock on a date D holds every
+company created on or before D, ceased ones marked ``C`` as in the real stock, so partitions differ
+from day to day (creations, cessations) while each company keeps its identity. About
+``n_companies`` are active on any date: creations and cessations both run at 5 % a year from 2020.
+
+The mixes below are rounded shares chosen to look like the stock of French legal units; they are
+not official statistics.
+"""
+
+from datetime import date
+from functools import cache
+
+import numpy as np
+import polars as pl
+
+from ma_pipeline.ingestion.sirene import INSEE_COLUMNS
+from ma_pipeline.lib.siren import with_check_digit
+from ma_pipeline.reference import naf_hierarchy
+
+EPOCH = date(2020, 1, 1)  # the base population exists before; daily flows start here
+HORIZON = date(2040, 12, 31)  # flows are drawn up to here, so any partition date works
+CREATION_RATE = 0.05  # new companies a year, as a share of n_companies
+CESSATION_RATE = 0.05  # yearly hazard of cessation, from EPOCH or creation
+_1900 = (date(1900, 1, 1) - date(1970, 1, 1)).days
+
+SECTION_WEIGHTS = {
+    "G": 17,
+    "M": 13,
+    "F": 12,
+    "L": 10,
+    "I": 7,
+    "C": 7,
+    "N": 6,
+    "Q": 5,
+    "S": 5,
+    "K": 5,
+    "J": 4,
+    "H": 3,
+    "R": 2,
+    "P": 1.5,
+    "A": 1.5,
+    "E": 0.5,
+    "D": 0.3,
+    "B": 0.1,
+    "O": 0.05,
+}
+# INSEE codes (Sirene writes SASU as 5710 and EURL as 5499, like SAS and SARL).
+LEGAL_FORMS = {"5710": 44, "5499": 38, "5599": 4, "5202": 2, "5498": 1, "1000": 6, "6540": 5}
+TRANCHES = {
+    "NN": 33,
+    "00": 8,
+    "01": 18,
+    "02": 12,
+    "03": 8,
+    "11": 8,
+    "12": 6.5,
+    "21": 2.8,
+    "22": 1.7,
+    "31": 0.5,
+    "32": 0.6,
+    "41": 0.4,
+    "42": 0.2,
+    "51": 0.12,
+    "52": 0.05,
+    "53": 0.03,
+}
+_ETI_TRANCHES, _GE_TRANCHES = {"32", "41", "42", "51"}, {"52", "53"}
+_WORDS_A = (
+    "ATELIERS",
+    "SOCIETE",
+    "GROUPE",
+    "ETABLISSEMENTS",
+    "CABINET",
+    "COMPAGNIE",
+    "MAISON",
+    "INDUSTRIES",
+    "SERVICES",
+    "TRANSPORTS",
+    "HOLDING",
+    "BUREAU",
+    "COMPTOIR",
+    "LABORATOIRES",
+)
+_WORDS_B = (
+    "DU RHONE",
+    "MARTIN",
+    "BERNARD",
+    "DUBOIS",
+    "LEROY",
+    "MOREAU",
+    "DE LA LOIRE",
+    "ATLANTIQUE",
+    "DES ALPES",
+    "PETIT",
+    "GIRARD",
+    "MERCIER",
+    "DU NORD",
+    "BLANC",
+    "FAURE",
+    "AUVERGNE",
+    "GARNIER",
+    "ROUSSEL",
+    "DE PROVENCE",
+    "LAMBERT",
+    "BONNET",
+    "OCCITANIE",
+    "FONTAINE",
+)
+_FIRST_NAMES = {
+    "M": ("JEAN", "PIERRE", "MICHEL", "PHILIPPE", "ALAIN", "NICOLAS", "THOMAS"),
+    "F": ("MARIE", "NATHALIE", "ISABELLE", "SYLVIE", "CATHERINE", "JULIE", "SOPHIE"),
+}
+
+
+def _draw(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
+    keys = np.array(list(weights))
+    p = np.array(list(weights.values()), dtype=float)
+    return keys[rng.choice(len(keys), size=size, p=p / p.sum())]
+
+
+def _days(values: np.ndarray) -> pl.Series:
+    """Days since 1970-01-01 as a polars Date series."""
+    return pl.Series(values.astype(np.int32)).cast(pl.Date)
+
+
+@cache
+def population(n_companies: int, seed: int) -> pl.DataFrame:
+    """Every company the sandbox will ever hold, with the dates that place it in time."""
+    rng = np.random.default_rng(seed)
+    epoch = (EPOCH - date(1970, 1, 1)).days
+    horizon = (HORIZON - date(1970, 1, 1)).days
+    flow = int(rng.poisson(CREATION_RATE * n_companies * (horizon - epoch) / 365.25))
+    size = n_companies + flow
+
+    bodies = rng.choice(100_000_000, size=size, replace=False)
+    sirens = [with_check_digit(f"{b:08d}") for b in bodies]
+    nics = [
+        with_check_digit(s + f"{k:04d}")[9:]
+        for s, k in zip(sirens, rng.integers(1, 100, size), strict=False)
+    ]
+
+    base = np.maximum(epoch - 1 - rng.exponential(14 * 365.25, n_companies), _1900)
+    creation = np.concatenate([base, np.sort(rng.uniform(epoch, horizon, flow))])
+    start = np.maximum(creation, epoch)
+    cessation = start + rng.exponential(365.25 / CESSATION_RATE, size)
+
+    naf = naf_hierarchy()
+    section = _draw(rng, SECTION_WEIGHTS, size)
+    sous_classe = np.empty(size, dtype=object)
+    for (code,), group in naf.group_by("code_section", maintain_order=True):
+        codes = group["code_sous_classe"].to_numpy()
+        rows = np.flatnonzero(section == code)
+        sous_classe[rows] = codes[rng.integers(0, len(codes), rows.size)]
+    legal = _draw(rng, LEGAL_FORMS, size)
+    legal[section == "L"] = np.where(rng.random((section == "L").sum()) < 0.7, "6540", "5499")
+    sexe = np.where(rng.random(size) < 0.6, "M", "F")
+
+    frame = pl.DataFrame(
+        {
+            "siren": sirens,
+            "nic_siege": nics,
+            "creation": _days(creation),
+            "cessation": _days(np.where(cessation > horizon, -1, cessation)),
+            "activite_principale": sous_classe.astype(str),
+            "categorie_juridique": legal,
+            "tranche_effectifs": _draw(rng, TRANCHES, size),
+            "name_a": np.array(_WORDS_A)[rng.integers(0, len(_WORDS_A), size)],
+            "name_b": np.array(_WORDS_B)[rng.integers(0, len(_WORDS_B), size)],
+            "sexe": sexe,
+            "prenom": [
+                _FIRST_NAMES[s][i % 7] for s, i in zip(sexe, rng.integers(0, 7, size), strict=False)
+            ],
+            "ess": np.where(rng.random(size) < 0.03, "O", "N"),
+            "mission": np.where(rng.random(size) < 0.005, "O", ""),
+            "jitter": rng.integers(0, 700, size),
+        }
+    )
+    # Cessations drawn past the horizon never happen.
+    return frame.with_columns(cessation=pl.when(pl.col("cessation") >= EPOCH).then("cessation"))
+
+
+def stock(day: date, n_companies: int, seed: int) -> pl.DataFrame:
+    """The StockUniteLegale file of ``day``: 35 text columns, as INSEE would publish them."""
+    companies = population(n_companies, seed).filter(pl.col("creation") <= day)
+    ceased = pl.col("cessation").is_not_null() & (pl.col("cessation") <= day)
+    person = pl.col("categorie_juridique") == "1000"
+    employer = ~pl.col("tranche_effectifs").is_in(["NN", "00"])
+    processed = pl.max_horizontal(
+        pl.when(ceased).then("cessation").otherwise("creation"),
+        pl.lit(day) - pl.duration(days=pl.col("jitter")),
+    )
+    categorie = (
+        pl.when(pl.col("tranche_effectifs").is_in(list(_GE_TRANCHES)))
+        .then(pl.lit("GE"))
+        .when(pl.col("tranche_effectifs").is_in(list(_ETI_TRANCHES)))
+        .then(pl.lit("ETI"))
+        .otherwise(pl.lit("PME"))
+    )
+    year_before_last = pl.lit(str(day.year - 2))
+    frame = companies.select(
+        siren="siren",
+        statutDiffusionUniteLegale=pl.lit("O"),
+        dateCreationUniteLegale=pl.col("creation").dt.to_string("%Y-%m-%d"),
+        sexeUniteLegale=pl.when(person).then("sexe"),
+        prenom1UniteLegale=pl.when(person).then("prenom"),
+        prenomUsuelUniteLegale=pl.when(person).then("prenom"),
+        trancheEffectifsUniteLegale=pl.col("tranche_effectifs").replace("NN", None),
+        anneeEffectifsUniteLegale=pl.when(employer).then(year_before_last),
+        dateDernierTraitementUniteLegale=pl.format(
+            "{}T{}:{}:00",
+            processed.dt.to_string("%Y-%m-%d"),
+            (pl.col("jitter") % 24).cast(pl.String).str.zfill(2),
+            (pl.col("jitter") % 60).cast(pl.String).str.zfill(2),
+        ),
+        nombrePeriodesUniteLegale=pl.format("{}", 1 + ceased.cast(pl.Int32) + pl.col("jitter") % 4),
+        categorieEntreprise=categorie,
+        anneeCategorieEntreprise=year_before_last,
+        dateDebut=pl.when(ceased).then("cessation").otherwise("creation").dt.to_string("%Y-%m-%d"),
+        etatAdministratifUniteLegale=pl.when(ceased).then(pl.lit("C")).otherwise(pl.lit("A")),
+        nomUniteLegale=pl.when(person).then("name_b"),
+        denominationUniteLegale=pl.when(~person).then(pl.format("{} {}", "name_a", "name_b")),
+        categorieJuridiqueUniteLegale="categorie_juridique",
+        activitePrincipaleUniteLegale="activite_principale",
+        nomenclatureActivitePrincipaleUniteLegale=pl.lit("NAFRev2"),
+        nicSiegeUniteLegale="nic_siege",
+        economieSocialeSolidaireUniteLegale="ess",
+        societeMissionUniteLegale="mission",
+        caractereEmployeurUniteLegale=pl.when(employer).then(pl.lit("O")).otherwise(pl.lit("N")),
+    )
+    missing = [pl.lit(None, pl.String).alias(c) for c in INSEE_COLUMNS if c not in frame.columns]
+    return frame.with_columns(missing).select(INSEE_COLUMNS)

@@ -1,0 +1,31 @@
+"""Environment variables the pipeline reads and their embedded defaults: the one place naming them.
+
+Resources receive ``dg.EnvVar`` for every variable that is set, so Dagster resolves the value at
+launch and shows the variable's name (never a secret's value) in the UI; unset variables fall back
+to the defaults below, which run the whole pipeline on a fresh machine with no services.
+"""
+
+import os
+
+import dagster as dg
+
+DEFAULTS: dict[str, str] = {
+    "MA_DATA_DIR": "data",
+    "MA_WAREHOUSE_URL": "",
+    "MA_PARTITIONS_START": "2025-01-01",
+    "MA_SANDBOX_COMPANIES": "20000",
+}
+
+
+def value(name: str) -> str:
+    """The variable's value now, or its default (for code outside resources)."""
+    return os.environ.get(name) or DEFAULTS[name]
+
+
+def env(name: str) -> str | dg.EnvVar:
+    """A resource field: the variable when set, else its default."""
+    return dg.EnvVar(name) if os.environ.get(name) else DEFAULTS[name]
+
+
+def env_int(name: str) -> int | dg.EnvVar:
+    return dg.EnvVar.int(name) if os.environ.get(name) else int(DEFAULTS[name])

@@ -1,0 +1,294 @@
+"""The warehouse contract, written once for both backends.
+
+Every write happens in one transaction: the partitions being written are deleted and the new rows
+bulk-inserted (Arrow into DuckDB, binary COPY into PostgreSQL), so a re-run is idempotent and a
+reader never sees half a partition. A backend only supplies connections, statements and the bulk
+path; the rules (what may change in a table's schema, which rows a write may touch) live here.
+"""
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, ClassVar
+
+import polars as pl
+
+from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError
+from ma_pipeline.warehouse.types import compatible, dtype_family, polars_dtype, sql_family, sql_type
+
+PARTITION_COLUMN = "partition_date"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table, addressed as ``schema.name`` (one schema per asset group)."""
+
+    schema: str
+    name: str
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.schema}"."{self.name}"'
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class WriteReport:
+    """What a write did, for the materialization's metadata."""
+
+    table: TableRef
+    rows: int
+    partitions: list[date] = field(default_factory=list)
+    columns_added: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Contiguous [first, last] runs of ``days``, so a 30-day backfill deletes with one range."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][1] == timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+class Warehouse(abc.ABC):
+    """A SQL warehouse that stores polars frames with the partition contract above."""
+
+    dialect: ClassVar[str]
+
+    # ----------------------------------------------------------------------------- backend API
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A connection inside a transaction: committed on exit, rolled back on error."""
+
+    @abc.abstractmethod
+    def reader(self) -> AbstractContextManager[Any]:
+        """A connection for reads only."""
+
+    @abc.abstractmethod
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    @abc.abstractmethod
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame: ...
+
+    @abc.abstractmethod
+    def _bulk_insert(self, conn: Any, table: TableRef, frame: pl.DataFrame) -> None:
+        """Append ``frame`` to ``table``, matching columns by name, on the backend's bulk path."""
+
+    @abc.abstractmethod
+    def _columns(self, conn: Any, table: TableRef) -> dict[str, str]:
+        """Column name -> SQL type of ``table``, in table order; empty when it does not exist."""
+
+    @abc.abstractmethod
+    def _lock_ddl(self, conn: Any) -> None:
+        """Serialise schema changes between concurrent writers."""
+
+    @abc.abstractmethod
+    def _after_create(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+        """Backend extras for a new table, such as an index on the partition column."""
+
+    # ------------------------------------------------------------------------------- contract
+    def replace_partitions(
+        self, table: TableRef, frame: pl.DataFrame, partitions: Sequence[date]
+    ) -> WriteReport:
+        """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``.
+
+        Rows of other partitions are untouched; a partition in ``partitions`` without rows in
+        ``frame`` ends up empty. Raises before changing anything if a row falls outside
+        ``partitions`` or the frame does not fit the table.
+        """
+        if not partitions:
+            raise ValueError(f"{table}: no partitions given to replace")
+        self._check_partition_column(table, frame, partitions)
+        with self.transaction() as conn:
+            report = self._prepare_table(conn, table, frame, partitioned=True)
+            for first, last in _runs(partitions):
+                self._execute(
+                    conn,
+                    f'DELETE FROM {table.sql} WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
+                    (first, last),
+                )
+            self._insert(conn, table, frame)
+        report.partitions = sorted(set(partitions))
+        return report
+
+    def replace_table(self, table: TableRef, frame: pl.DataFrame) -> WriteReport:
+        """Replace the whole content of an unpartitioned table, atomically.
+
+        The table is recreated when its columns change; otherwise it is emptied and refilled so
+        that views built on it (dbt staging models) survive.
+        """
+        with self.transaction() as conn:
+            existing = self._columns(conn, table)
+            wanted = {
+                c: sql_family(sql_type(c, frame[c].dtype, self.dialect)) for c in frame.columns
+            }
+            same = list(existing) == list(wanted) and all(
+                sql_family(t) == wanted[c] for c, t in existing.items()
+            )
+            if same:
+                self._execute(conn, f"DELETE FROM {table.sql}")
+                report = WriteReport(table, frame.height)
+            else:
+                self._lock_ddl(conn)
+                self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+                self._execute(conn, f"DROP TABLE IF EXISTS {table.sql}")
+                self._create(conn, table, frame, partitioned=False)
+                report = WriteReport(table, frame.height, created=True)
+            self._insert(conn, table, frame)
+        return report
+
+    def read(
+        self,
+        table: TableRef,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Rows of ``table``; with ``start``/``end``, only partitions in [start, end]."""
+        with self.reader() as conn:
+            existing = self._columns(conn, table)
+            if not existing:
+                raise MissingTableError(
+                    f"table {table} does not exist yet: materialize the asset that writes it first"
+                )
+            if columns is not None:
+                unknown = [c for c in columns if c not in existing]
+                if unknown:
+                    raise SchemaMismatchError(f"{table} has no column(s) {', '.join(unknown)}")
+            select = ", ".join(f'"{c}"' for c in (columns or existing))
+            sql, params = f"SELECT {select} FROM {table.sql}", []
+            if start is not None or end is not None:
+                if PARTITION_COLUMN not in existing:
+                    raise SchemaMismatchError(
+                        f"{table} is not partitioned: it cannot be read by date"
+                    )
+                sql += f' WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2'
+                params = [start or date.min, end or date.max]
+            frame = self._fetch(conn, sql, params)
+        return _normalise(frame, {c: existing[c] for c in frame.columns})
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Run a read-only query (``$1``-style parameters) and return its rows."""
+        with self.reader() as conn:
+            return self._fetch(conn, sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement in its own transaction."""
+        with self.transaction() as conn:
+            self._execute(conn, sql, params)
+
+    def columns(self, table: TableRef) -> dict[str, str]:
+        """Column name -> SQL type of ``table``; empty when it does not exist."""
+        with self.reader() as conn:
+            return self._columns(conn, table)
+
+    def partitions(self, table: TableRef) -> list[date]:
+        """The partition dates present in ``table``, oldest first (empty if no table)."""
+        if PARTITION_COLUMN not in self.columns(table):
+            return []
+        rows = self.query(f'SELECT DISTINCT "{PARTITION_COLUMN}" AS d FROM {table.sql} ORDER BY 1')
+        return rows["d"].to_list()
+
+    # ------------------------------------------------------------------------------ internals
+    @staticmethod
+    def _check_partition_column(
+        table: TableRef, frame: pl.DataFrame, partitions: Sequence[date]
+    ) -> None:
+        if PARTITION_COLUMN not in frame.columns:
+            raise SchemaMismatchError(
+                f"{table}: a partitioned frame needs a '{PARTITION_COLUMN}' column of type Date"
+            )
+        dtype = frame.schema[PARTITION_COLUMN]
+        if dtype != pl.Date:
+            raise SchemaMismatchError(
+                f"{table}: column '{PARTITION_COLUMN}' must be of type Date, not {dtype}"
+            )
+        outside = (
+            frame.lazy()
+            .select(pl.col(PARTITION_COLUMN).unique())
+            .filter(~pl.col(PARTITION_COLUMN).is_in(list(set(partitions))))
+            .collect()[PARTITION_COLUMN]
+            .sort()
+            .to_list()
+        )
+        if outside:
+            shown = ", ".join(str(d) for d in outside[:5])
+            raise SchemaMismatchError(
+                f"{table}: rows carry {PARTITION_COLUMN} {shown}, outside the partitions written"
+                f" ({min(partitions)}..{max(partitions)})"
+            )
+
+    def _prepare_table(
+        self, conn: Any, table: TableRef, frame: pl.DataFrame, *, partitioned: bool
+    ) -> WriteReport:
+        """Create the table, or check the frame against it and add the frame's new columns."""
+        existing = self._columns(conn, table)
+        if not existing:
+            self._lock_ddl(conn)
+            existing = self._columns(conn, table)  # another writer may have just created it
+        if not existing:
+            self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+            self._create(conn, table, frame, partitioned=partitioned)
+            return WriteReport(table, frame.height, created=True)
+
+        missing = [c for c in existing if c not in frame.columns]
+        if missing:
+            raise SchemaMismatchError(
+                f"{table}: the frame lacks column(s) {', '.join(repr(c) for c in missing)} that the"
+                " table has; produce them (null if unknown) or migrate the table"
+            )
+        mismatched = [
+            f"'{c}' is {dtype_family(frame.schema[c])} in the frame but {sql_family(existing[c])}"
+            " in the table"
+            for c in frame.columns
+            if c in existing
+            and frame.schema[c] != pl.Null
+            and not compatible(dtype_family(frame.schema[c]), sql_family(existing[c]))
+        ]
+        if mismatched:
+            raise SchemaMismatchError(f"{table}: {'; '.join(mismatched)}")
+        added = [c for c in frame.columns if c not in existing]
+        if added:
+            self._lock_ddl(conn)
+            for column in added:
+                column_type = sql_type(column, frame.schema[column], self.dialect)
+                self._execute(conn, f'ALTER TABLE {table.sql} ADD COLUMN "{column}" {column_type}')
+        return WriteReport(table, frame.height, columns_added=added)
+
+    def _create(
+        self, conn: Any, table: TableRef, frame: pl.DataFrame, *, partitioned: bool
+    ) -> None:
+        columns = ", ".join(
+            f'"{c}" {sql_type(c, frame.schema[c], self.dialect)}' for c in frame.columns
+        )
+        self._execute(conn, f"CREATE TABLE {table.sql} ({columns})")
+        self._after_create(conn, table, partitioned)
+
+    def _insert(self, conn: Any, table: TableRef, frame: pl.DataFrame) -> None:
+        if frame.is_empty():
+            return
+        # Cast to the table's exact types: binary COPY refuses an int4 value for an int8 column.
+        target = self._columns(conn, table)
+        self._bulk_insert(
+            conn,
+            table,
+            frame.select(pl.col(c).cast(polars_dtype(target[c])) for c in frame.columns),
+        )
+
+
+def _normalise(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:
+    """Give a read frame the same dtypes whichever backend it came from (UTC, Int64...)."""
+    return frame.with_columns(
+        pl.col(c).cast(polars_dtype(t))
+        for c, t in types.items()
+        if frame.schema[c] != polars_dtype(t)
+    )

@@ -1,0 +1,103 @@
+"""DuckDB warehouse: one file, one writing process at a time.
+
+Not built on dagster-duckdb(-polars): its IO manager deletes and inserts in separate autocommit
+statements (a reader can see a partition missing) and inserts with ``SELECT *``, matching columns by
+position, so a reordered frame silently lands in the wrong columns; its ``DuckDBResource`` does not
+close the connection when the body raises, which keeps the file locked after a failed write.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ma_pipeline.warehouse.base import TableRef, Warehouse
+from ma_pipeline.warehouse.errors import WarehouseError
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 120.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({self.path})"
+
+    @contextmanager
+    def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file, waiting while another process holds its lock, and always close it."""
+        if read_only and not self.path.exists():
+            # DuckDB cannot open a missing file read-only; an empty catalog reads the same.
+            conn = duckdb.connect(":memory:")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._open_with_retry(read_only)
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            yield conn
+        finally:
+            conn.close()
+
+    def _open_with_retry(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(
+                        f"cannot open the DuckDB warehouse {self.path}: {exc}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(read_only=False) as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(read_only=True) as conn:
+            yield conn
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> None:
+        conn.execute(sql, list(params))
+
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        return conn.execute(sql, list(params)).pl()
+
+    def _bulk_insert(self, conn: Any, table: TableRef, frame: pl.DataFrame) -> None:
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        conn.register("__incoming", frame.to_arrow())
+        try:
+            conn.execute(f"INSERT INTO {table.sql} ({columns}) SELECT {columns} FROM __incoming")
+        finally:
+            conn.unregister("__incoming")
+
+    def _lock_ddl(self, conn: Any) -> None:
+        """Nothing to do: the file lock already makes this process the only writer."""
+
+    def _after_create(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+        """Nothing to do: DuckDB's zone maps prune partitions without an index."""
+
+    def _columns(self, conn: Any, table: TableRef) -> dict[str, str]:
+        rows = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+            [table.schema, table.name],
+        ).fetchall()
+        return dict(rows)
