@@ -83,6 +83,10 @@ class Warehouse(abc.ABC):
         """Append ``frame`` to ``table``, matching columns by name, on the backend's bulk path."""
 
     @abc.abstractmethod
+    def _stage(self, conn: Any, name: str, frame: pl.DataFrame) -> None:
+        """Make ``frame`` queryable as ``name`` for the rest of this connection's work."""
+
+    @abc.abstractmethod
     def _columns(self, conn: Any, table: TableRef) -> dict[str, str]:
         """Column name -> SQL type of ``table``, in table order; empty when it does not exist."""
 
@@ -144,6 +148,36 @@ class Warehouse(abc.ABC):
                 report = WriteReport(table, frame.height, created=True)
             self._insert(conn, table, frame)
         return report
+
+    def upsert(self, table: TableRef, frame: pl.DataFrame, keys: Sequence[str]) -> WriteReport:
+        """Insert ``frame``, replacing the rows of ``table`` that share its ``keys``, atomically."""
+        with self.transaction() as conn:
+            report = self._prepare_table(conn, table, frame, partitioned=False)
+            if not report.created and not frame.is_empty():
+                self._stage(conn, "__upsert_keys", frame.select(keys).unique())
+                match = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+                self._execute(
+                    conn,
+                    f"DELETE FROM {table.sql} AS t WHERE EXISTS"
+                    f" (SELECT 1 FROM __upsert_keys AS s WHERE {match})",
+                )
+            self._insert(conn, table, frame)
+        return report
+
+    def lookup(self, table: TableRef, keys: pl.DataFrame) -> pl.DataFrame:
+        """Rows of ``table`` whose key columns (the columns of ``keys``) match a row of ``keys``."""
+        with self.reader() as conn:
+            existing = self._columns(conn, table)
+            if not existing:
+                return pl.DataFrame(schema=keys.schema)
+            self._stage(conn, "__lookup_keys", keys.unique())
+            select = ", ".join(f't."{c}"' for c in existing)
+            match = " AND ".join(f't."{k}" = s."{k}"' for k in keys.columns)
+            frame = self._fetch(
+                conn,
+                f"SELECT {select} FROM {table.sql} AS t JOIN __lookup_keys AS s ON {match}",
+            )
+        return _normalise(frame, existing)
 
     def read(
         self,

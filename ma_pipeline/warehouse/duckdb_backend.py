@@ -88,6 +88,9 @@ class DuckDBWarehouse(Warehouse):
         finally:
             conn.unregister("__incoming")
 
+    def _stage(self, conn: Any, name: str, frame: pl.DataFrame) -> None:
+        conn.register(name, frame.to_arrow())
+
     def _lock_ddl(self, conn: Any) -> None:
         """Nothing to do: the file lock already makes this process the only writer."""
 

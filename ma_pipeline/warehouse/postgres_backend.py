@@ -78,6 +78,10 @@ class PostgresWarehouse(Warehouse):
                 table.name, frame.to_arrow(), mode="append", db_schema_name=table.schema
             )
 
+    def _stage(self, conn: Any, name: str, frame: pl.DataFrame) -> None:
+        with conn.cursor() as cur:
+            cur.adbc_ingest(name, frame.to_arrow(), mode="create", temporary=True)
+
     def _columns(self, conn: Any, table: TableRef) -> dict[str, str]:
         rows = self._fetch(
             conn,

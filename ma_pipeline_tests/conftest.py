@@ -1,0 +1,94 @@
+"""Fixtures shared by every test: data folders, warehouses on both backends, resources.
+
+PostgreSQL tests use the server named by ``MA_TEST_POSTGRES_URL`` (each test gets a database of
+its own, dropped afterwards). Without it they skip with a reason, except under ``CI=true``, where
+a missing server fails the run and any skipped test fails the session.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource, connect_warehouse
+from ma_pipeline.warehouse.base import Warehouse
+
+TEST_DATA = Path(__file__).parent / "data"
+SIRENE_SAMPLE = TEST_DATA / "StockUniteLegale_echantillon_2026.csv"
+PAPPERS_SAMPLE = TEST_DATA / "pappers_v2_entreprise_443061841.json"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _server_url() -> str:
+    url = os.environ.get("MA_TEST_POSTGRES_URL", "")
+    if not url:
+        message = "MA_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    server = _server_url()
+    name = f"ma_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = server.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The warehouse URL of each backend in turn: a DuckDB file, then a PostgreSQL database."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    (path / "landing").mkdir(parents=True)
+    monkeypatch.setenv("MA_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def warehouse(warehouse_url: str, data_dir: Path) -> Warehouse:
+    return connect_warehouse(warehouse_url, data_dir)
+
+
+def make_resources(data_dir: Path, warehouse_url: str = "", **sandbox: Any) -> dict[str, Any]:
+    """The resources of the code location, pointed at a test's folders."""
+    warehouse = WarehouseResource(url=warehouse_url, data_dir=str(data_dir))
+    return {
+        "warehouse": warehouse,
+        "io_manager": WarehouseIOManager(warehouse=warehouse),
+        "sirene": SireneSource(data_dir=str(data_dir), sandbox_companies=500, **sandbox),
+    }
+
+
+@pytest.fixture
+def resources(data_dir: Path, warehouse_url: str) -> dict[str, Any]:
+    return make_resources(data_dir, warehouse_url)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI nothing may skip: a skipped test fails the session."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if IN_CI and skipped and session.exitstatus == 0:
+        reporter.write_line(f"CI=true: {skipped} test(s) skipped; nothing may skip under CI", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
