@@ -90,5 +90,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if IN_CI and skipped and session.exitstatus == 0:
-        reporter.write_line(f"CI=true: {skipped} test(s) skipped; nothing may skip under CI", red=True)
+        reporter.write_line(
+            f"CI=true: {skipped} test(s) skipped; nothing may skip under CI", red=True
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -59,11 +59,16 @@ def raw_companies(context: dg.AssetExecutionContext, sirene: SireneSource):
         raise dg.Failure(description=str(exc)) from exc
 
     companies, rejects = pl.concat(kept), pl.concat(rejected)
-    if any(d["encoding"] not in ("utf-8", "parquet") for d in per_day):
-        context.log.warning("a SIRENE file was not UTF-8 and was decoded as Windows-1252")
+    decoded = {
+        d["source"]: d["encoding"] for d in per_day if d["encoding"] not in ("utf-8", "parquet")
+    }
+    if decoded:
+        context.log.warning(f"not UTF-8, decoded as a legacy encoding: {decoded}")
     summary = {
         "source": sources[str(days[-1])] if len(days) == 1 else sources,
         "rows_read": sum(d["rows_read"] for d in per_day),
+        "blank_lines": sum(d["blank_lines"] for d in per_day),
+        "decoded_as": decoded,
         "kept": companies.height,
         "rejected": rejects.height,
         "rejected_by_reason": dict(sorted(reasons.items())),

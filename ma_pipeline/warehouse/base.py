@@ -16,7 +16,14 @@ from typing import Any, ClassVar
 import polars as pl
 
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError
-from ma_pipeline.warehouse.types import compatible, dtype_family, polars_dtype, sql_family, sql_type
+from ma_pipeline.warehouse.types import (
+    compatible,
+    dtype_family,
+    polars_dtype,
+    sql_family,
+    sql_type,
+    untyped,
+)
 
 PARTITION_COLUMN = "partition_date"
 
@@ -285,7 +292,7 @@ class Warehouse(abc.ABC):
             " in the table"
             for c in frame.columns
             if c in existing
-            and frame.schema[c] != pl.Null
+            and not untyped(frame.schema[c])
             and not compatible(dtype_family(frame.schema[c]), sql_family(existing[c]))
         ]
         if mismatched:

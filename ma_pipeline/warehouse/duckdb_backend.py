@@ -31,25 +31,33 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file, waiting while another process holds its lock, and always close it."""
-        if read_only and not self.path.exists():
-            # DuckDB cannot open a missing file read-only; an empty catalog reads the same.
-            conn = duckdb.connect(":memory:")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._open_with_retry(read_only)
+        """Attach the file as catalog ``warehouse``, waiting while another process holds its lock,
+        and always close it.
+
+        Attaching under a fixed name, rather than opening the file directly (which names the
+        catalog after the file), keeps a file called ``ml.duckdb`` from clashing with schema ``ml``.
+        """
+        conn = duckdb.connect(":memory:")
         try:
             conn.execute("SET TimeZone = 'UTC'")
+            if self.path.exists() or not read_only:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._attach_with_retry(conn, read_only)
+            # else: nothing to read yet; the empty in-memory catalog answers "no such table".
             yield conn
         finally:
             conn.close()
 
-    def _open_with_retry(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _attach_with_retry(self, conn: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        mode = " (READ_ONLY)" if read_only else ""
+        path = str(self.path).replace("'", "''")
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                conn.execute(f"ATTACH '{path}' AS warehouse{mode}")
+                conn.execute("USE warehouse")
+                return
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise WarehouseError(

@@ -95,6 +95,11 @@ _PG_UDT = {
 }
 
 
+def untyped(dtype: pl.DataType) -> bool:
+    """Whether polars could not infer a type: all values null, or all lists empty."""
+    return dtype == pl.Null or (isinstance(dtype, pl.List) and untyped(dtype.inner))
+
+
 def sql_type(column: str, dtype: pl.DataType, dialect: str) -> str:
     """The SQL type to create ``column`` with; raises for dtypes the warehouse does not store."""
     family = dtype_family(dtype)
@@ -105,9 +110,10 @@ def sql_type(column: str, dtype: pl.DataType, dialect: str) -> str:
             return f"{_SQL_TYPES[inner][index]}[]"
     elif family in _SQL_TYPES:
         return _SQL_TYPES[family][index]
-    if dtype == pl.Null:
+    if untyped(dtype):
         raise SchemaMismatchError(
-            f"column '{column}' has no type (every value is null); cast it to the intended dtype"
+            f"column '{column}' has no type (every value is null or empty); cast it to the"
+            " intended dtype"
         )
     raise SchemaMismatchError(
         f"column '{column}' has dtype {dtype}, which the warehouse does not store"
