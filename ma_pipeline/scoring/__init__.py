@@ -1,0 +1,1 @@
+"""Scoring: ml_scores partitions, their publication, and what readers may see."""

@@ -1,0 +1,81 @@
+"""Publication: only checked partitions reach readers, and a failed re-run never replaces them."""
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA
+from ma_pipeline.scoring.publication import (
+    ML_SCORES,
+    PUBLISHED_SCORES,
+    latest_published,
+    publications,
+    publish,
+    snapshot_paths,
+)
+from ma_pipeline.warehouse import Warehouse
+from ma_pipeline_tests.factories import ml_scores, sirens
+
+D1, D2 = date(2026, 11, 19), date(2026, 11, 20)
+
+
+def test_nothing_is_published_before_the_first_publication(warehouse: Warehouse) -> None:
+    assert latest_published(warehouse) is None
+    assert publications(warehouse).is_empty()
+
+
+def test_publishing_copies_the_partition_and_records_it(warehouse: Warehouse) -> None:
+    companies = sirens(20)
+    warehouse.replace_partitions(ML_SCORES, ml_scores(D1, companies), [D1])
+    warehouse.replace_partitions(ML_SCORES, ml_scores(D2, companies, seed=1), [D2])
+
+    publish(warehouse, D1, run_id="run-1")
+    record = publish(warehouse, D2, run_id="run-2")
+
+    assert latest_published(warehouse) == D2
+    assert record.row(0, named=True)["companies"] == 20
+    assert publications(warehouse)["partition_date"].to_list() == [D2, D1]
+    published = warehouse.read(PUBLISHED_SCORES, start=D2, end=D2).sort("siren")
+    assert published.equals(ml_scores(D2, companies, seed=1).sort("siren"))
+    assert list(published.schema) == list(ML_SCORES_SCHEMA)
+
+
+def test_an_unpublished_rerun_leaves_the_published_copy_in_place(warehouse: Warehouse) -> None:
+    companies = sirens(10)
+    good = ml_scores(D1, companies, seed=1)
+    warehouse.replace_partitions(ML_SCORES, good, [D1])
+    publish(warehouse, D1, run_id="good")
+
+    # A later run of the same day writes bad scores; its blocking checks keep it unpublished.
+    bad = good.with_columns(score_ma=pl.lit(250.0))
+    warehouse.replace_partitions(ML_SCORES, bad, [D1])
+
+    served = warehouse.read(PUBLISHED_SCORES, start=D1, end=D1)
+    assert served["score_ma"].max() <= 100
+    assert publications(warehouse)["run_id"].to_list() == ["good"]
+
+
+def test_publishing_an_unscored_day_fails_clearly(warehouse: Warehouse) -> None:
+    warehouse.replace_partitions(ML_SCORES, ml_scores(D1, sirens(3)), [D1])
+
+    with pytest.raises(ValueError, match="no rows for 2026-11-20: nothing to publish"):
+        publish(warehouse, D2, run_id="x")
+
+
+def test_the_snapshot_holds_each_published_day_and_the_record(
+    warehouse: Warehouse, data_dir: Path
+) -> None:
+    snapshot = snapshot_paths(data_dir)
+    companies = sirens(5)
+    for seed, day in enumerate((D1, D2)):
+        warehouse.replace_partitions(ML_SCORES, ml_scores(day, companies, seed=seed), [day])
+        publish(warehouse, day, run_id=f"run-{seed}", snapshot=snapshot)
+
+    assert pl.read_parquet(snapshot.publications)["partition_date"].to_list() == [D2, D1]
+    assert pl.read_parquet(snapshot.scores(D1)).equals(
+        warehouse.read(PUBLISHED_SCORES, start=D1, end=D1)
+    )
+    assert pl.scan_parquet(snapshot.scores_glob).select(pl.len()).collect().item() == 10
+    assert not list(snapshot.root.rglob("*.partial"))
