@@ -3,6 +3,8 @@
 from typing import Any
 
 from ma_pipeline import settings
+from ma_pipeline.enrichment.kaspr import KasprResource
+from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
 
@@ -10,10 +12,23 @@ from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
 def build_resources() -> dict[str, Any]:
     data_dir = settings.env("MA_DATA_DIR")
     warehouse = WarehouseResource(url=settings.env("MA_WAREHOUSE_URL"), data_dir=data_dir)
+    sandbox_companies = settings.env_int("MA_SANDBOX_COMPANIES")
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
-        "sirene": SireneSource(
-            data_dir=data_dir, sandbox_companies=settings.env_int("MA_SANDBOX_COMPANIES")
+        "sirene": SireneSource(data_dir=data_dir, sandbox_companies=sandbox_companies),
+        "pappers": PappersResource(
+            api_key=settings.secret("MA_PAPPERS_API_KEY"),
+            concurrency=settings.env_int("MA_PAPPERS_CONCURRENCY"),
+            rate_per_second=settings.env_float("MA_PAPPERS_RATE_PER_SECOND"),
+            rate_per_minute=settings.env_float("MA_PAPPERS_RATE_PER_MINUTE"),
+            cache_ttl_hours=settings.env_float("MA_PAPPERS_CACHE_TTL_HOURS"),
+            max_failure_rate=settings.env_float("MA_PAPPERS_MAX_FAILURE_RATE"),
+            sandbox_companies=sandbox_companies,
+            sandbox_as_of=settings.env("MA_SANDBOX_AS_OF"),
+        ),
+        "kaspr": KasprResource(
+            api_key=settings.secret("MA_KASPR_API_KEY"),
+            daily_credit_budget=settings.env_int("MA_KASPR_DAILY_CREDITS"),
         ),
     }

@@ -29,3 +29,30 @@ def env(name: str) -> str | dg.EnvVar:
 
 def env_int(name: str) -> int | dg.EnvVar:
     return dg.EnvVar.int(name) if os.environ.get(name) else int(DEFAULTS[name])
+
+
+# Enrichment. Unset rates mean the mode's default (Pappers: 10/s live, 200/s on the sandbox).
+DEFAULTS.update(
+    {
+        "MA_PAPPERS_CONCURRENCY": "8",
+        "MA_PAPPERS_RATE_PER_SECOND": "",
+        "MA_PAPPERS_RATE_PER_MINUTE": "",
+        "MA_PAPPERS_CACHE_TTL_HOURS": "24",
+        "MA_PAPPERS_MAX_FAILURE_RATE": "0.05",
+        "MA_KASPR_DAILY_CREDITS": "200",
+        "MA_SANDBOX_AS_OF": "",
+    }
+)
+
+
+def secret(name: str) -> dg.EnvVar | None:
+    """A secret field: the variable when set (resolved at launch, its value never shown), or
+    None, which the API resources read as 'no key: use the sandbox'."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def env_float(name: str) -> float | None:
+    """A float field, read when the definitions load (Dagster has no float EnvVar); None when
+    neither the variable nor its default gives a value."""
+    raw = value(name)
+    return float(raw) if raw else None

@@ -8,20 +8,39 @@ a missing server fails the run and any skipped test fails the session.
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psycopg
 import pytest
 
+from ma_pipeline.enrichment.kaspr import KasprResource
+from ma_pipeline.enrichment.pappers import PappersResource, parse_entreprise, partition_tables
+from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
-from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource, connect_warehouse
+from ma_pipeline.sandbox import universe
+from ma_pipeline.sandbox.pappers_api import entreprise
+from ma_pipeline.sandbox.world import world
+from ma_pipeline.warehouse import (
+    PARTITION_COLUMN,
+    WarehouseIOManager,
+    WarehouseResource,
+    connect_warehouse,
+)
 from ma_pipeline.warehouse.base import Warehouse
 
 TEST_DATA = Path(__file__).parent / "data"
 SIRENE_SAMPLE = TEST_DATA / "StockUniteLegale_echantillon_2026.csv"
 PAPPERS_SAMPLE = TEST_DATA / "pappers_v2_entreprise_443061841.json"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SANDBOX_AS_OF = date(2026, 1, 1)  # the day the API sandboxes answer as of, in tests
+FAST_API: dict[str, Any] = {
+    "rate_per_second": 100_000.0,
+    "backoff_base_s": 0.001,
+    "backoff_max_s": 0.01,
+}
 
 
 def _server_url() -> str:
@@ -70,19 +89,60 @@ def warehouse(warehouse_url: str, data_dir: Path) -> Warehouse:
     return connect_warehouse(warehouse_url, data_dir)
 
 
-def make_resources(data_dir: Path, warehouse_url: str = "", **sandbox: Any) -> dict[str, Any]:
-    """The resources of the code location, pointed at a test's folders."""
+def make_resources(
+    data_dir: Path,
+    warehouse_url: str = "",
+    *,
+    pappers: dict[str, Any] | None = None,
+    **sandbox: Any,
+) -> dict[str, Any]:
+    """The resources of the code location, pointed at a test's folders.
+
+    The API resources run on their sandboxes, answering as of a fixed day, with no effective
+    rate limit and millisecond backoffs (``FAST_API``), so tests stay fast and deterministic;
+    ``pappers`` overrides fields of the Pappers resource (a ``transport``, limits...).
+    """
     warehouse = WarehouseResource(url=warehouse_url, data_dir=str(data_dir))
+    sirene = SireneSource(data_dir=str(data_dir), sandbox_companies=500, **sandbox)
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
-        "sirene": SireneSource(data_dir=str(data_dir), sandbox_companies=500, **sandbox),
+        "sirene": sirene,
+        "pappers": PappersResource(
+            **{
+                "sandbox_companies": sirene.sandbox_companies,
+                "sandbox_seed": sirene.sandbox_seed,
+                "sandbox_as_of": SANDBOX_AS_OF.isoformat(),
+                **FAST_API,
+                **(pappers or {}),
+            }
+        ),
+        "kaspr": KasprResource(**FAST_API),
     }
 
 
 @pytest.fixture
 def resources(data_dir: Path, warehouse_url: str) -> dict[str, Any]:
     return make_resources(data_dir, warehouse_url)
+
+
+SANDBOX_DAY = date(2025, 6, 2)  # the partition of ``sandbox_partition``
+
+
+@pytest.fixture(scope="session")
+def sandbox_partition() -> dict[str, pl.DataFrame]:
+    """One day (``SANDBOX_DAY``) of raw_companies and of the four Pappers tables as the pipeline
+    writes them, built in process from the sandbox (500 companies). Pappers answers as of
+    ``SANDBOX_AS_OF``, months later, so its snapshot holds accounts filed after the day, as in a
+    backfill."""
+    stock = universe.stock(SANDBOX_DAY, 500, 2026)
+    raw = validate(StockFile("sandbox", stock, "utf-8")).kept.select(
+        pl.lit(SANDBOX_DAY).alias(PARTITION_COLUMN), *OUTPUT_COLUMNS
+    )
+    active = raw.filter(pl.col("etat_administratif") == "A").select(PARTITION_COLUMN, "siren")
+    answers = (entreprise(world(500, 2026), siren, SANDBOX_AS_OF) for siren in active["siren"])
+    records = [parse_entreprise(answer) for answer in answers if answer is not None]
+    return {"raw_companies": raw, **partition_tables(records, active)}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

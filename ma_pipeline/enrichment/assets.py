@@ -1,0 +1,140 @@
+"""Pappers enrichment of each day's active companies: four tables and the failures."""
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from ma_pipeline.enrichment.pappers import (
+    TABLES,
+    PappersRecord,
+    PappersResource,
+    partition_tables,
+)
+from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, TableRef, WarehouseResource
+
+GROUP = "enrichment"
+FAILURES_TABLE = "enrichment_failures"
+FAILURE_SCHEMA: dict[str, pl.DataType] = {
+    "siren": pl.String(),
+    "source": pl.String(),
+    "kind": pl.String(),
+    "status": pl.Int64(),
+    "message": pl.String(),
+}
+_DESCRIPTIONS = {
+    "pappers_companies": "One row per active company enriched that day: identity, NAF (NN.NNL),"
+    " legal form (INSEE code, Pappers' own beside), capital, headcount, status, dates, head"
+    " office, and whether Pappers' answer was partial.",
+    "pappers_finances": "One row per SIREN and fiscal year published: revenue, net income,"
+    " headcount, closing date, and the ratios when Pappers gives them.",
+    "pappers_dirigeants": "One row per representative, person or company: roles (qualite and"
+    " qualites), birth date or month, age at the partition date, start date.",
+    "pappers_procedures": "One row per collective procedure: type, start and end dates.",
+    FAILURES_TABLE: "Companies whose enrichment failed that day: source, kind, HTTP status and"
+    " message. They do not fail the run unless their share passes the threshold.",
+}
+
+
+def failures_frame(run: EnrichmentRun[Any], companies_by_day: pl.DataFrame) -> pl.DataFrame:
+    """One row per (day, SIREN) the run failed to enrich."""
+    failed = pl.DataFrame(
+        [(f.key, run.source, f.kind, f.status, f.message) for f in run.failures.values()],
+        schema=FAILURE_SCHEMA,
+        orient="row",
+    )
+    return (
+        companies_by_day.select(PARTITION_COLUMN, "siren")
+        .join(failed, on="siren", how="inner")
+        .sort(PARTITION_COLUMN, "siren")
+    )
+
+
+def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
+    """Why the asset must fail after saving what it has, or None."""
+    saved = f"{len(run.records)} companies enriched were saved"
+    if run.fatal is not None:
+        not_fetched = sum(f.kind == run.fatal.kind for f in run.failures.values())
+        return (
+            f"{run.fatal}. Stopped after {run.counters.calls} calls: {saved},"
+            f" {not_fetched} were not fetched."
+        )
+    if run.failure_rate > threshold:
+        causes = ", ".join(f"{kind} {n}" for kind, n in list(run.failures_by_kind().items())[:3])
+        return (
+            f"Pappers enrichment failed for {len(run.failures)} of {run.requested} companies"
+            f" ({run.failure_rate:.1%}, above the {threshold:.1%} threshold); main causes:"
+            f" {causes}. The {saved}; re-run to retry the others (cached answers are not"
+            " fetched again)."
+        )
+    return None
+
+
+@dg.multi_asset(
+    outs={
+        name: dg.AssetOut(key_prefix=GROUP, kinds={"polars"}, description=description)
+        for name, description in _DESCRIPTIONS.items()
+    },
+    ins={"raw_companies": dg.AssetIn(key=["ingestion", "raw_companies"])},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    pool=WAREHOUSE_POOL,
+)
+def pappers_enrichment(
+    context: dg.AssetExecutionContext,
+    raw_companies: pl.DataFrame,
+    pappers: PappersResource,
+    warehouse: WarehouseResource,
+) -> Iterator[dg.Output[pl.DataFrame]]:
+    """Pappers data for the active companies (etat_administratif A) of each partition.
+
+    Ceased companies are left out: they are no longer targets and their registry data is
+    frozen. Each SIREN is asked for at most once per run, however many days the run covers,
+    and not at all while its cached answer is younger than the TTL; every day then gets the
+    rows of its own active companies, with ages computed at that day. Per-company failures go
+    to enrichment_failures; the asset fails, after saving what it got, when credits run out or
+    when the share of failures passes ``max_failure_rate``; a bad key fails it at once.
+    """
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    companies_by_day = raw_companies.filter(pl.col("etat_administratif") == "A").select(
+        PARTITION_COLUMN, "siren"
+    )
+    sirens = companies_by_day["siren"].unique().sort().to_list()
+    if pappers.mode == "sandbox":
+        context.log.warning("MA_PAPPERS_API_KEY is not set: answers come from the sandbox")
+    backend = warehouse.backend()
+    run = pappers.enrich(sirens, backend)
+    if isinstance(run.fatal, BadApiKey):
+        raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
+
+    tables = partition_tables(list(run.records.values()), companies_by_day)
+    tables[FAILURES_TABLE] = failures_frame(run, companies_by_day)
+    summary: dict[str, Any] = {
+        "mode": "sandbox: no MA_PAPPERS_API_KEY; answers are generated, no credits are spent"
+        if pappers.mode == "sandbox"
+        else "live: Pappers API, credits spent",
+        **run.metadata(),
+        "rows": {name: frame.height for name, frame in tables.items()},
+    }
+    if len(days) > 1:
+        summary["run_partitions"] = len(days)  # the counts above are the whole run's
+    context.log.info(
+        f"{len(run.records)} of {len(sirens)} companies enriched: {run.cache_hits} from the cache,"
+        f" {run.counters.calls} calls, {len(run.failures)} failures"
+    )
+
+    problem = _problem(run, pappers.max_failure_rate)
+    if problem is not None:
+        for name, frame in tables.items():
+            backend.replace_partitions(TableRef(GROUP, name), frame, days)
+        raise dg.Failure(description=problem, metadata=summary)
+    for name in (*TABLES, FAILURES_TABLE):
+        yield dg.Output(
+            tables[name], output_name=name, metadata={**summary, "preview": preview(tables[name])}
+        )

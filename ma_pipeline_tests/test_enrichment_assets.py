@@ -1,0 +1,341 @@
+"""pappers_enrichment as Dagster runs it, on DuckDB and PostgreSQL, against the Pappers sandbox.
+
+What is asserted comes from the sandbox transport's own counters (requests, arrival times,
+answers per SIREN) and from the tables, not from the asset's report of itself.
+"""
+
+import logging
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from ma_pipeline.enrichment.assets import pappers_enrichment
+from ma_pipeline.enrichment.cache import CACHE_TABLE
+from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.ingestion.assets import raw_companies
+from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.sandbox.pappers_api import PappersSandbox
+from ma_pipeline.sandbox.transport import Faults
+from ma_pipeline.warehouse import TableRef, Warehouse, connect_warehouse
+from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
+
+DAY = "2025-06-02"
+COMPANIES = TableRef("enrichment", "pappers_companies")
+DIRIGEANTS = TableRef("enrichment", "pappers_dirigeants")
+FAILURES = TableRef("enrichment", "enrichment_failures")
+RAW = TableRef("ingestion", "raw_companies")
+ENRICHMENT_KEYS = [
+    dg.AssetKey(["enrichment", name])
+    for name in (
+        "pappers_companies",
+        "pappers_finances",
+        "pappers_dirigeants",
+        "pappers_procedures",
+        "enrichment_failures",
+    )
+]
+KEY = "pk_live_do-not-leak-7f3a9c"
+
+
+def sandbox(n: int = 500, **kwargs: Any) -> PappersSandbox:
+    return PappersSandbox(n, 2026, as_of=SANDBOX_AS_OF, **kwargs)
+
+
+def materialize(
+    resources: dict[str, Any],
+    partition: str = DAY,
+    *,
+    with_raw: bool = True,
+    instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [raw_companies, pappers_enrichment],
+        selection=None if with_raw else ENRICHMENT_KEYS,
+        partition_key=partition,
+        resources=resources,
+        raise_on_error=False,
+        instance=instance,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, table: str = "pappers_companies") -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["enrichment", table])
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    [event] = result.get_step_failure_events()
+    return event.step_failure_data.user_failure_data.description or ""
+
+
+def active(warehouse: Warehouse, day: str = DAY) -> set[str]:
+    rows = warehouse.read(RAW, start=date.fromisoformat(day), end=date.fromisoformat(day))
+    return set(rows.filter(pl.col("etat_administratif") == "A")["siren"])
+
+
+def test_a_partition_is_enriched_then_served_from_the_cache(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    transport = sandbox()
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
+    first = materialize(resources)
+    assert first.success
+    companies = active(warehouse)
+    assert transport.requests == len(companies) and max(transport.answered.values()) == 1
+    stored = warehouse.read(COMPANIES)
+    assert set(stored["siren"]) == companies
+    assert warehouse.read(DIRIGEANTS)["age"].drop_nulls().min() >= 18
+    facts = metadata(first)
+    assert facts["mode"].startswith("sandbox")
+    assert (facts["calls"], facts["cache_hits"]) == (len(companies), 0)
+    assert facts["estimated_credits"] == len(companies)
+    assert facts["rows"]["pappers_companies"] == len(companies)
+
+    again = materialize(resources, with_raw=False)
+    assert again.success
+    assert transport.requests == len(companies)  # not one more HTTP call
+    assert (metadata(again)["calls"], metadata(again)["cache_hits"]) == (0, len(companies))
+    assert warehouse.read(COMPANIES).height == len(companies)
+
+
+def test_a_later_partition_fetches_only_what_expired_or_is_new(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    transport = sandbox()
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
+    assert materialize(resources).success
+    warehouse.execute(
+        f"UPDATE {CACHE_TABLE.sql} SET fetched_at = fetched_at - INTERVAL '2 days'"
+        f" WHERE key IN (SELECT key FROM {CACHE_TABLE.sql} ORDER BY key LIMIT 25)"
+    )
+    expired = set(
+        warehouse.query(f"SELECT key FROM {CACHE_TABLE.sql} ORDER BY key LIMIT 25")["key"]
+    )
+    before = transport.answered.copy()
+    next_day = str(date.fromisoformat(DAY) + timedelta(days=40))
+    assert materialize(resources, next_day).success
+    fetched = set((transport.answered - before).keys())
+    today = active(warehouse, next_day)
+    assert fetched == (today & expired) | (today - active(warehouse))
+
+
+def test_a_backfill_asks_each_siren_once_and_fills_every_day(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    transport = sandbox()
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
+    job = dg.Definitions(
+        assets=[raw_companies, pappers_enrichment], resources=resources
+    ).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        tags={
+            "dagster/asset_partition_range_start": "2025-01-01",
+            "dagster/asset_partition_range_end": "2025-01-10",
+        }
+    )
+    assert result.success
+    assert max(transport.answered.values()) == 1
+    days = [date(2025, 1, 1) + timedelta(days=k) for k in range(10)]
+    stored = warehouse.read(COMPANIES)
+    assert stored["partition_date"].unique().sort().to_list() == days
+    assert stored.height == sum(len(active(warehouse, str(d))) for d in days)
+    # Each day's ages are the ages on that day.
+    people = warehouse.read(DIRIGEANTS).drop_nulls("date_de_naissance")
+    for row in people.sample(200, seed=1).iter_rows(named=True):
+        day, born = row["partition_date"], row["date_de_naissance"]
+        assert row["age"] == day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def test_faults_are_survived_and_every_company_fetched(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    """2,000 companies with 20 % 500s, 10 % 429s (Retry-After) and 5 % timeouts."""
+    faults = Faults(rate_500=0.2, rate_429=0.1, rate_timeout=0.05, retry_after_s=0)
+    transport = sandbox(2_000, faults=faults, fault_seed=7)
+    resources = make_resources(
+        data_dir, warehouse_url, pappers={"transport": transport, "max_attempts": 15}
+    )
+    resources["sirene"] = SireneSource(data_dir=str(data_dir), sandbox_companies=2_000)
+    result = materialize(resources)
+    assert result.success
+    companies = active(warehouse)
+    assert len(companies) > 1_900
+    assert set(transport.answered) == companies
+    assert min(transport.injected[k] for k in ("500", "429", "timeout")) > 50
+    assert warehouse.read(FAILURES).is_empty()
+    assert set(warehouse.read(COMPANIES)["siren"]) == companies
+    facts = metadata(result)
+    assert facts["retries"] == transport.requests - len(companies)
+    assert facts["failures"] == 0
+
+
+def test_when_every_call_fails_the_run_fails_and_earlier_data_stays(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    assert materialize(make_resources(data_dir, warehouse_url)).success
+    cache_before = warehouse.read(CACHE_TABLE).sort("key")
+    day_before = warehouse.read(COMPANIES)
+
+    broken = sandbox(faults=Faults(rate_500=1.0))
+    resources = make_resources(
+        data_dir,
+        warehouse_url,
+        pappers={"transport": broken, "cache_ttl_hours": 0, "max_attempts": 2},
+    )
+    later = str(date.fromisoformat(DAY) + timedelta(days=1))
+    result = materialize(resources, later)
+    assert not result.success
+    message = failure_message(result)
+    assert "failed for" in message and "(100.0%, above the 5.0% threshold)" in message
+    assert "http_5xx" in message
+    assert warehouse.read(CACHE_TABLE).sort("key").equals(cache_before)
+    assert (
+        warehouse.read(COMPANIES, start=day_before["partition_date"][0])
+        .sort("siren")
+        .equals(day_before.sort("siren"))
+    )
+    failures = warehouse.read(FAILURES)
+    assert set(failures["siren"]) == active(warehouse, later)
+    assert set(failures["kind"]) == {"http_5xx"}
+
+
+@pytest.mark.parametrize(("rate", "succeeds"), [(0.02, True), (0.3, False)])
+def test_failures_are_recorded_and_fail_the_run_only_above_the_threshold(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse, rate: float, succeeds: bool
+) -> None:
+    transport = sandbox(faults=Faults(rate_500=rate), fault_seed=3)
+    resources = make_resources(
+        data_dir, warehouse_url, pappers={"transport": transport, "max_attempts": 1}
+    )
+    result = materialize(resources)
+    assert result.success is succeeds
+    failed = warehouse.read(FAILURES)
+    assert failed.height == transport.injected["500"] > 0
+    assert set(failed["kind"]) == {"http_5xx"} and set(failed["source"]) == {"pappers"}
+    # Successes are saved either way.
+    assert set(warehouse.read(COMPANIES)["siren"]) == active(warehouse) - set(failed["siren"])
+    if not succeeds:
+        assert "main causes: http_5xx" in failure_message(result)
+
+
+def test_partial_answers_are_kept_flagged_and_fetched_again(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    partial = sandbox(faults=Faults(rate_206=0.3), fault_seed=5)
+    assert materialize(
+        make_resources(data_dir, warehouse_url, pappers={"transport": partial})
+    ).success
+    flagged = set(warehouse.read(COMPANIES).filter("partial")["siren"])
+    assert len(flagged) == partial.injected["206"] > 0
+
+    clean = sandbox()
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": clean})
+    assert materialize(resources, with_raw=False).success
+    assert set(clean.answered) == flagged
+    assert not warehouse.read(COMPANIES)["partial"].any()
+
+
+def leaks(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance, text: str) -> bool:
+    """Whether ``text`` appears in the run's events, logs, metadata or config."""
+    records = [repr(e) for e in instance.all_logs(result.run_id)]
+    records.append(repr(instance.get_run_by_id(result.run_id)))
+    return any(text in record for record in records)
+
+
+def test_credits_exhausted_stops_saves_and_says_so(
+    data_dir: Path,
+    warehouse_url: str,
+    warehouse: Warehouse,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("MA_PAPPERS_API_KEY", KEY)
+    transport = sandbox(api_key=KEY, credits=120)
+    resources = make_resources(
+        data_dir,
+        warehouse_url,
+        pappers={"transport": transport, "api_key": dg.EnvVar("MA_PAPPERS_API_KEY")},
+    )
+    caplog.set_level(logging.DEBUG)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(resources, instance=instance)
+        assert not result.success
+        message = failure_message(result)
+        assert message.startswith("Pappers credits exhausted")
+        assert "120 companies enriched were saved" in message
+        assert not leaks(result, instance, KEY)
+    assert KEY not in caplog.text and KEY not in repr(resources["pappers"])
+    concurrency = resources["pappers"].concurrency
+    assert transport.requests <= 120 + concurrency  # stopped at once, in-flight calls aside
+    assert warehouse.read(CACHE_TABLE).height == 120
+    saved = warehouse.read(COMPANIES)
+    assert saved.height == 120 and set(saved["siren"]) == set(transport.answered)
+    failures = warehouse.read(FAILURES)
+    assert set(failures["kind"]) == {"credits_exhausted"}
+    assert failures.height == len(active(warehouse)) - 120
+
+
+def test_a_bad_key_fails_at_once_without_showing_it(
+    data_dir: Path,
+    warehouse_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("MA_PAPPERS_API_KEY", KEY)
+    transport = sandbox(api_key="the-right-key")
+    resources = make_resources(
+        data_dir,
+        warehouse_url,
+        pappers={"transport": transport, "api_key": dg.EnvVar("MA_PAPPERS_API_KEY")},
+    )
+    caplog.set_level(logging.DEBUG)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = materialize(resources, instance=instance)
+        assert not result.success
+        message = failure_message(result)
+        assert "bad API key" in message and "credits" not in message
+        assert not leaks(result, instance, KEY)
+    assert KEY not in caplog.text
+    assert transport.requests <= resources["pappers"].concurrency
+    assert not connect_warehouse(warehouse_url, data_dir).columns(COMPANIES)
+
+
+def test_the_key_is_in_no_repr() -> None:
+    resource = PappersResource(api_key=KEY)
+    assert KEY not in repr(resource) and KEY not in str(resource)
+    assert KEY not in repr(resource.client())
+    assert resource.client()._headers["api-key"] == KEY  # sent, as the api-key header
+
+
+def test_the_rate_limit_holds_at_the_sandbox(data_dir: Path) -> None:
+    """Arrival times recorded by the sandbox: no one-second window exceeds the limit."""
+    transport = sandbox()
+    resources = make_resources(
+        data_dir, pappers={"transport": transport, "rate_per_second": 30.0, "concurrency": 16}
+    )
+    warehouse = connect_warehouse("", data_dir)
+    sirens = [str(s) for s in transport.world.sirens[:75]]
+    run = resources["pappers"].enrich(sirens, warehouse)
+    assert len(run.records) + len(run.negatives) == 75
+    times = sorted(transport.timestamps)
+    worst = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+    assert worst == 30
+
+
+def test_an_unknown_siren_is_a_cached_negative_answer(data_dir: Path) -> None:
+    transport = sandbox()
+    pappers = make_resources(data_dir, pappers={"transport": transport})["pappers"]
+    warehouse = connect_warehouse("", data_dir)
+    first = pappers.enrich(["443061841"], warehouse)  # GOOGLE FRANCE: not in the sandbox
+    assert first.negatives == {"443061841"} and not first.failures and not first.records
+    again = pappers.enrich(["443061841"], warehouse)
+    assert again.negatives == {"443061841"} and again.cache_hits == 1
+    assert transport.requests == 1 and transport.statuses == {404: 1}
