@@ -5,6 +5,6 @@ import dagster as dg
 # Everything date-partitioned, for one day (or a range, as one run).
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.groups("ingestion", "enrichment"),
+    selection=dg.AssetSelection.groups("ingestion", "enrichment", "features"),
     description="The day's partition from raw_companies onwards.",
 )

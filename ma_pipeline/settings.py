@@ -56,3 +56,7 @@ def env_float(name: str) -> float | None:
     neither the variable nor its default gives a value."""
     raw = value(name)
     return float(raw) if raw else None
+
+
+# Feature drift: PSI of a feature above which the drift check warns, and fails as an error.
+DEFAULTS.update({"MA_FEATURE_DRIFT_PSI_WARN": "0.1", "MA_FEATURE_DRIFT_PSI_ERROR": "0.25"})

@@ -65,8 +65,14 @@ class RateLimiter:
     order (the lock is held while waiting), so no caller starves.
     """
 
-    def __init__(self, windows: Iterable[tuple[int, float]]) -> None:
+    def __init__(
+        self,
+        windows: Iterable[tuple[int, float]],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self._windows = list(windows)
+        self._clock, self._sleep = clock, sleep
         if any(limit < 1 for limit, _ in self._windows):
             raise ValueError("a rate limit must allow at least one request per window")
         self._grants: list[deque[float]] = [deque(maxlen=limit) for limit, _ in self._windows]
@@ -75,7 +81,7 @@ class RateLimiter:
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 wait = max(
                     (
                         grants[0] + seconds - now
@@ -90,7 +96,7 @@ class RateLimiter:
                     for grants in self._grants:
                         grants.append(now)
                     return
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
 
 @dataclass

@@ -4,10 +4,20 @@ import dagster as dg
 import polars as pl
 
 
-def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    """The frame's columns and dtypes, shown by the UI as the table's schema."""
+def column_schema(frame: pl.DataFrame, described: dg.TableSchema | None = None) -> dg.TableSchema:
+    """The frame's columns and dtypes, shown by the UI as the table's schema; descriptions and
+    constraints come from ``described`` (an asset's declared schema) where it names the column."""
+    declared = {c.name: c for c in described.columns} if described else {}
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in frame.schema.items()]
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=str(dtype),
+                description=declared[name].description if name in declared else None,
+                constraints=declared[name].constraints if name in declared else None,
+            )
+            for name, dtype in frame.schema.items()
+        ]
     )
 
 

@@ -30,10 +30,14 @@ def partition_dates(keys: list[str]) -> list[date]:
     return [date.fromisoformat(k) for k in keys]
 
 
-def write_metadata(report: WriteReport, frame: pl.DataFrame) -> dict[str, Any]:
+def write_metadata(
+    report: WriteReport, frame: pl.DataFrame, described: dg.TableSchema | None = None
+) -> dict[str, Any]:
+    """Metadata of a write; ``described`` (the asset's declared column schema) lends its column
+    descriptions to the schema of what was actually written."""
     metadata: dict[str, Any] = {
         "dagster/table_name": str(report.table),
-        "dagster/column_schema": column_schema(frame),
+        "dagster/column_schema": column_schema(frame, described),
     }
     if len(report.partitions) > 1:
         # One event per partition carries this metadata, so a total would mislead every one of them.
@@ -70,7 +74,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             report = backend.replace_table(table, obj)
         if report.columns_added:
             context.log.warning(f"{table}: added column(s) {', '.join(report.columns_added)}")
-        context.add_output_metadata(write_metadata(report, obj))
+        described = context.definition_metadata.get("dagster/column_schema")
+        context.add_output_metadata(write_metadata(report, obj, described))
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         table = table_for(context.asset_key)

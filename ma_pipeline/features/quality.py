@@ -1,0 +1,315 @@
+"""Data-quality checks run per partition, with what failed in their metadata.
+
+The rules are pure functions from a partition's rows to an ``Outcome``; ``table_checks`` turns a
+table's rules into one Dagster multi-asset check that reads the run's partitions once and reports
+an evaluation per rule and per partition.
+
+Why per-partition evaluations are built by hand: Dagster 1.13 runs a check with a
+``partitions_def`` as one step for the whole range of a single-run backfill, and its
+``AssetCheckResult`` only carries a partition when the run has a single partition key. A result
+yielded for a 30-day backfill would mark no partition, and the 30 per-partition rows the run
+planned would stay "in progress" in the UI. So each check yields one ``AssetCheckEvaluation`` per
+partition, pointing at that partition's materialization (without that pointer the UI treats the
+result as stale), then the empty outputs Dagster expects of the step. The checks are their own
+steps rather than ``check_specs`` of the assets: most of the tables they guard belong to other
+assets, and a data engineer can re-run a partition's checks without recomputing it.
+"""
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import pandera.polars as pa
+import polars as pl
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # no public constructor in 1.13
+)
+from pandera.errors import SchemaErrors
+
+from ma_pipeline.features.schemas import (
+    CompanyFeatures,
+    CompanyFeaturesPlausible,
+    PappersCompanies,
+    PappersDirigeants,
+    PappersFinances,
+    PappersProcedures,
+    RawCompanies,
+    null_rate_ceilings,
+)
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+SAMPLE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one rule on one partition."""
+
+    passed: bool
+    severity: dg.AssetCheckSeverity
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ rules
+def _rule() -> pl.Expr:
+    """A readable name for a pandera failure: ``column: check``, or the frame-level check."""
+    column_check = pl.format("{}: {}", "column", "check")
+    missing_column = pl.format("{}: {}", "failure_case", "check")
+    return (
+        pl.when(pl.col("schema_context") == "Column")
+        .then(column_check)
+        .when(pl.col("check").is_in(["column_in_dataframe", "column_in_schema"]))
+        .then(missing_column)
+        .otherwise(pl.col("check"))
+        .alias("rule")
+    )
+
+
+def pandera_outcome(
+    schema: type[pa.DataFrameModel] | pa.DataFrameSchema,
+    frame: pl.DataFrame,
+    key: list[str],
+    severity: dg.AssetCheckSeverity,
+) -> Outcome:
+    """Validate ``frame`` lazily; on failure, count the failures per rule and show a sample of
+    the failing rows by their ``key``, with the offending value."""
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases.with_columns(_rule())
+    else:
+        return Outcome(True, severity, f"{frame.height} rows: every rule holds")
+    by_rule = cases.group_by("rule").len().sort("len", descending=True)
+    named = [k for k in key if k in frame.columns]
+    rows = (
+        cases.filter(pl.col("index").is_not_null())
+        .join(
+            frame.with_row_index("index").select(pl.col("index").cast(pl.Int32), *named),
+            on="index",
+        )
+        .sort("index")
+    )
+    failing = rows["index"].n_unique()
+    rules = dict(zip(by_rule["rule"], by_rule["len"].to_list(), strict=True))
+    return Outcome(
+        False,
+        severity,
+        f"{failing} of {frame.height} rows fail; rules broken: {', '.join(rules)}",
+        {
+            "failing_rows": failing,
+            "failures_by_rule": rules,
+            "failing_rows_sample": preview(
+                rows.select(*named, "rule", pl.col("failure_case").alias("value")), SAMPLE_ROWS
+            ),
+        },
+    )
+
+
+def unique_outcome(frame: pl.DataFrame, key: list[str]) -> Outcome:
+    """One row per ``key`` (ERROR): the duplicated rows are named."""
+    schema = pa.DataFrameSchema(unique=key, report_duplicates="all")
+    return pandera_outcome(schema, frame, key, ERROR)
+
+
+def null_rate_outcome(frame: pl.DataFrame, ceilings: Mapping[str, float]) -> Outcome:
+    """Share of nulls under each column's ceiling (WARN); every rate is in the metadata."""
+    if frame.is_empty():
+        return Outcome(True, WARN, "no rows: no null rates")
+    rates = (
+        frame.select(pl.col(c).null_count() / frame.height for c in ceilings)
+        .transpose(include_header=True, header_name="column", column_names=["null_rate"])
+        .with_columns(ceiling=pl.Series(list(ceilings.values())))
+        .with_columns(over=pl.col("null_rate") > pl.col("ceiling"))
+        .sort("null_rate", descending=True)
+    )
+    over = rates.filter("over")["column"].to_list()
+    metadata = {
+        "null_rates": preview(rates.with_columns(pl.col("null_rate").round(4)), rates.height),
+        "columns_over_ceiling": over,
+    }
+    if over:
+        return Outcome(False, WARN, f"null rate over its ceiling: {', '.join(over)}", metadata)
+    return Outcome(True, WARN, f"{len(ceilings)} columns under their null-rate ceiling", metadata)
+
+
+def coverage_outcome(features: pl.DataFrame, companies: pl.DataFrame, day: date) -> Outcome:
+    """No silent drops (ERROR): the feature rows of ``day`` are exactly the active companies of
+    its raw_companies partition created by then; the counts explain the difference."""
+    active = pl.col("etat_administratif") == "A"
+    created_later = (pl.col("date_creation") > day).fill_null(False)
+    expected = companies.filter(active & ~created_later).select("siren")
+    missing = expected.join(features, on="siren", how="anti")["siren"]
+    unexpected = features.join(expected, on="siren", how="anti")["siren"]
+    duplicated = features.height - features["siren"].n_unique()
+    metadata: dict[str, Any] = {
+        "raw_companies": companies.height,
+        "ceased_not_scored": companies.filter(~active).height,
+        "created_after_the_day": companies.filter(active & created_later).height,
+        "expected_rows": expected.height,
+        "feature_rows": features.height,
+        "missing": missing.len(),
+        "unexpected": unexpected.len(),
+        "duplicated": duplicated,
+    }
+    if missing.is_empty() and unexpected.is_empty() and duplicated == 0:
+        return Outcome(
+            True,
+            ERROR,
+            f"{features.height} feature rows = {companies.height} companies"
+            f" - {metadata['ceased_not_scored']} ceased"
+            f" - {metadata['created_after_the_day']} created after {day}",
+            metadata,
+        )
+    metadata["missing_sirens"] = missing.head(SAMPLE_ROWS).to_list()
+    metadata["unexpected_sirens"] = unexpected.head(SAMPLE_ROWS).to_list()
+    return Outcome(
+        False,
+        ERROR,
+        f"{missing.len()} active companies have no features, {unexpected.len()} feature rows"
+        f" are not active companies of the day, {duplicated} are duplicates",
+        metadata,
+    )
+
+
+# ---------------------------------------------------------------------------------- tables
+@dataclass(frozen=True)
+class TableContract:
+    """What is checked on each partition of a table."""
+
+    asset_key: dg.AssetKey
+    model: type[pa.DataFrameModel]
+    key: list[str]
+    plausible: type[pa.DataFrameModel] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.asset_key.path[-1]
+
+    def outcomes(self, frame: pl.DataFrame) -> dict[str, Outcome]:
+        outcomes = {
+            "schema": pandera_outcome(self.model, frame, self.key, ERROR),
+            "unique_key": unique_outcome(frame, self.key),
+            "null_rates": null_rate_outcome(frame, null_rate_ceilings(self.model)),
+        }
+        if self.plausible is not None:
+            outcomes["plausible_values"] = pandera_outcome(self.plausible, frame, self.key, WARN)
+        return outcomes
+
+    def specs(self) -> list[dg.AssetCheckSpec]:
+        descriptions = {
+            "schema": f"Types, required values and impossible values ({self.model.__name__})."
+            " ERROR.",
+            "unique_key": f"One row per ({', '.join(self.key)}). ERROR.",
+            "null_rates": "Share of nulls of each column under its ceiling. WARN.",
+        }
+        if self.plausible is not None:
+            descriptions["plausible_values"] = "Values within plausible bounds. WARN."
+        return [
+            dg.AssetCheckSpec(
+                name,
+                asset=self.asset_key,
+                description=description,
+                partitions_def=daily_partitions,
+            )
+            for name, description in descriptions.items()
+        ]
+
+
+BY_COMPANY = [PARTITION_COLUMN, "siren"]
+TABLES = [
+    TableContract(dg.AssetKey(["ingestion", "raw_companies"]), RawCompanies, BY_COMPANY),
+    TableContract(dg.AssetKey(["enrichment", "pappers_companies"]), PappersCompanies, BY_COMPANY),
+    TableContract(
+        dg.AssetKey(["enrichment", "pappers_finances"]),
+        PappersFinances,
+        [*BY_COMPANY, "annee", "date_de_cloture_exercice"],
+    ),
+    TableContract(
+        dg.AssetKey(["enrichment", "pappers_dirigeants"]), PappersDirigeants, [*BY_COMPANY, "rang"]
+    ),
+    TableContract(
+        dg.AssetKey(["enrichment", "pappers_procedures"]), PappersProcedures, [*BY_COMPANY, "rang"]
+    ),
+    TableContract(
+        dg.AssetKey(["features", "company_features"]),
+        CompanyFeatures,
+        BY_COMPANY,
+        plausible=CompanyFeaturesPlausible,
+    ),
+]
+
+
+# ------------------------------------------------------------------------------ Dagster side
+def by_partition(frame: pl.DataFrame, keys: list[str]) -> dict[str, pl.DataFrame]:
+    """The rows of each partition key (an empty frame for a partition without rows)."""
+    if PARTITION_COLUMN not in frame.columns:  # nothing was loaded
+        return dict.fromkeys(keys, frame)
+    parts = frame.partition_by(PARTITION_COLUMN, as_dict=True, include_key=True)
+    return {key: parts.get((date.fromisoformat(key),), frame.clear()) for key in keys}
+
+
+def _target(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The partition's latest materialization, which the evaluation is about."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=records[0].storage_id,
+        run_id=records[0].run_id,
+        timestamp=records[0].timestamp,
+    )
+
+
+def evaluations(
+    context: dg.AssetCheckExecutionContext, outcomes: Mapping[str, Mapping[str, Outcome]]
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per partition of the run and per check of the step (``outcomes`` is keyed
+    by partition key, then check name), then the step's outputs."""
+    assets_def = context.op_execution_context.assets_def
+    specs = list(assets_def.check_specs)
+    for partition in context.partition_keys:
+        targets = {key: _target(context, key, partition) for key in {s.asset_key for s in specs}}
+        for spec in specs:
+            outcome = outcomes[partition][spec.name]
+            yield dg.AssetCheckEvaluation(
+                asset_key=spec.asset_key,
+                check_name=spec.name,
+                passed=outcome.passed,
+                metadata=outcome.metadata,
+                severity=outcome.severity,
+                description=outcome.description,
+                blocking=spec.blocking,
+                partition=partition,
+                target_materialization_data=targets[spec.asset_key],
+            )
+    for spec in specs:
+        yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(spec.key))
+
+
+def table_checks(contract: TableContract) -> dg.AssetChecksDefinition:
+    """The schema, key and null-rate checks (and plausibility, if any) of one table, per
+    partition, in one step that reads the run's partitions once."""
+
+    @dg.multi_asset_check(
+        name=f"{contract.name}_quality",
+        specs=contract.specs(),
+        ins={"table": dg.AssetIn(key=contract.asset_key)},
+        pool=WAREHOUSE_POOL,
+    )
+    def _quality(
+        context: dg.AssetCheckExecutionContext, table: pl.DataFrame
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        parts = by_partition(table, list(context.partition_keys))
+        yield from evaluations(context, {k: contract.outcomes(rows) for k, rows in parts.items()})
+
+    return _quality
