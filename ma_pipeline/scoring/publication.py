@@ -24,6 +24,8 @@ from ma_pipeline.warehouse import TableRef, Warehouse
 ML_SCORES = TableRef("scoring", "ml_scores")
 PUBLISHED_SCORES = TableRef("scoring", "published_scores")
 PUBLICATIONS = TableRef("scoring", "score_publications")
+# Written by the training code: one row per registered model version, its alias and metrics.
+MODEL_VERSIONS = TableRef("ml", "model_versions")
 
 PUBLICATIONS_SCHEMA: dict[str, pl.DataType] = {
     "partition_date": pl.Date(),
@@ -51,6 +53,14 @@ class SnapshotPaths:
     @property
     def scores_glob(self) -> str:
         return str(self.root / "scores" / "*" / "scores.parquet")
+
+    @property
+    def model_versions(self) -> Path:
+        return self.root / "model_versions.parquet"
+
+    @property
+    def contacts(self) -> Path:
+        return self.root / "contacts.parquet"
 
 
 def snapshot_paths(data_dir: str | Path) -> SnapshotPaths:
@@ -84,6 +94,14 @@ def publish(
         _write_atomically(scores, snapshot.scores(day))
         _write_atomically(publications(warehouse), snapshot.publications)
     return record
+
+
+def export_model_versions(warehouse: Warehouse, snapshot: SnapshotPaths) -> pl.DataFrame:
+    """Copy ``ml.model_versions`` into the snapshot, where the API reads the champions in DuckDB
+    mode; the training code calls it after each change to the registry."""
+    versions = warehouse.read(MODEL_VERSIONS)
+    _write_atomically(versions, snapshot.model_versions)
+    return versions
 
 
 def publications(warehouse: Warehouse) -> pl.DataFrame:
