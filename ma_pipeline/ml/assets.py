@@ -1,0 +1,272 @@
+"""The ml group: M&A events, the point-in-time training set, and the three scores' models."""
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from ma_pipeline import settings
+from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.features.assets import FEATURE_REFERENCE
+from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.ml.dataset import (
+    AS_OF,
+    HORIZON_MONTHS,
+    PAPPERS,
+    RAW_COMPANIES,
+    add_months,
+    as_of_dates,
+    build_training_set,
+    read_snapshot,
+)
+from ma_pipeline.ml.events import EventsFileError, event_files, read_events, sandbox_events
+from ma_pipeline.ml.model_card import markdown_table, metrics_table
+from ma_pipeline.ml.models import candidate, feature_reference, log_run_context, register
+from ma_pipeline.ml.registry import SCORES, MlflowResource, model_versions
+from ma_pipeline.ml.scorer import BASELINE_VERSION, LABELS
+from ma_pipeline.ml.train import TrainingConfig, split_dates
+from ma_pipeline.partitions import TIMEZONE
+from ma_pipeline.scoring.publication import MODEL_VERSIONS, export_model_versions, snapshot_paths
+from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
+from ma_pipeline.warehouse.postgres_backend import redact
+
+GROUP = "ml"
+EVENTS_KEY = dg.AssetKey([GROUP, "ma_events"])
+TRAINING_SET_KEY = dg.AssetKey([GROUP, "training_set"])
+MODELS_KEY = dg.AssetKey([GROUP, "ma_models"])
+UPSTREAM = [dg.AssetKey([t.schema, t.name]) for t in (RAW_COMPANIES, *PAPPERS)]
+
+
+class EventsConfig(dg.Config):
+    history_months: int = Field(
+        default=int(settings.value("MA_EVENTS_HISTORY_MONTHS")),
+        description="Sandbox only: months of events drawn, up to the sandbox's as-of day",
+    )
+
+
+@dg.asset(
+    key=EVENTS_KEY,
+    group_name=GROUP,
+    pool=WAREHOUSE_POOL,
+    kinds={"polars"},
+    description="Dated M&A events per SIREN (cession, changement_controle, fusion_absorption)"
+    " from $MA_DATA_DIR/landing/ma_events*.csv, or drawn from the sandbox's latent truth.",
+)
+def ma_events(
+    context: dg.AssetExecutionContext,
+    config: EventsConfig,
+    sirene: SireneSource,
+    pappers: PappersResource,
+) -> dg.Output[pl.DataFrame]:
+    """The CSV contract, the BODACC and CRM mappings and the sandbox's noise are documented in
+    ``ma_pipeline.ml.events``. Rejected rows are listed in the metadata with their reason."""
+    files = event_files(sirene.landing_dir)
+    metadata: dict[str, Any] = {}
+    if files:
+        try:
+            read = read_events(files)
+        except EventsFileError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        events = read.events
+        metadata |= {
+            "source": [path.name for path in files],
+            "rejected": read.rejected.height,
+            "rejected_by_reason": read.rejected_by_reason(),
+            "rejected_rows": preview(read.rejected, rows=50),
+        }
+        if read.rejected.height:
+            context.log.warning(
+                f"{read.rejected.height} event rows rejected: {read.rejected_by_reason()}"
+            )
+    elif sirene.stock_files():
+        raise dg.Failure(
+            description=f"no ma_events*.csv in {sirene.landing_dir}, and the universe comes from"
+            " SIRENE files: sandbox events only exist for the sandbox universe. Drop an events"
+            " CSV (columns siren, event_date, event_type; see ma_pipeline/ml/events.py)."
+        )
+    else:
+        end = (
+            date.fromisoformat(pappers.sandbox_as_of)
+            if pappers.sandbox_as_of
+            else datetime.now(ZoneInfo(TIMEZONE)).date()
+        )
+        events = sandbox_events(
+            sirene.sandbox_companies, sirene.sandbox_seed, end, config.history_months
+        )
+        metadata["source"] = (
+            f"sandbox: {config.history_months} months of events up to {end}, drawn from the"
+            f" latent sale hazard of the {sirene.sandbox_companies}-company universe"
+        )
+    by_type = events.group_by("event_type").len().sort("event_type")
+    by_year = events.group_by(pl.col("event_date").dt.year().alias("year")).len().sort("year")
+    metadata |= {
+        "dagster/row_count": events.height,
+        "companies": events["siren"].n_unique(),
+        "first_event": str(events["event_date"].min()),
+        "last_event": str(events["event_date"].max()),
+        "by_type": dict(zip(by_type["event_type"], by_type["len"].to_list(), strict=True)),
+        "by_year": dict(zip(map(str, by_year["year"]), by_year["len"].to_list(), strict=True)),
+        "preview": preview(events),
+    }
+    return dg.Output(events, metadata=metadata)
+
+
+class TrainingSetConfig(dg.Config):
+    lookback_months: int = Field(
+        default=int(settings.value("MA_TRAINING_LOOKBACK_MONTHS")),
+        description="Oldest as-of date, in months before the snapshot day",
+    )
+
+
+@dg.asset(
+    key=TRAINING_SET_KEY,
+    group_name=GROUP,
+    ins={"ma_events": dg.AssetIn(key=EVENTS_KEY)},
+    deps=UPSTREAM,
+    pool=WAREHOUSE_POOL,
+    kinds={"polars"},
+    description="Features of company_features as of monthly dates, from the newest Pappers"
+    " snapshot, with what happened in the 12 months after each (only closed windows).",
+)
+def training_set(
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    warehouse: WarehouseResource,
+    ma_events: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    """Point-in-time rules and the choice of companies: ``ma_pipeline.ml.dataset``. Reads one
+    partition (the newest) of raw_companies and of the Pappers tables, not their history."""
+    try:
+        snapshot = read_snapshot(warehouse.backend())
+    except LookupError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    dates = as_of_dates(snapshot.day, config.lookback_months)
+    if not dates:
+        raise dg.Failure(
+            description=f"no as-of date within {config.lookback_months} months of the snapshot"
+            f" ({snapshot.day}) has a closed {HORIZON_MONTHS}-month window: lengthen the look-back"
+        )
+    frame = build_training_set(snapshot, ma_events, dates)
+    windows = (dates[0], add_months(dates[-1], HORIZON_MONTHS))
+    if ma_events.is_empty() or ma_events["event_date"].min() > windows[0]:
+        context.log.warning(
+            f"events start {ma_events['event_date'].min()}, after the first label window opens"
+            f" ({windows[0]}): older M&A labels read 0 for lack of data"
+        )
+    rates = frame.group_by(AS_OF).agg(
+        pl.len().alias("companies"),
+        *(pl.col(label).mean().alias(label) for label in LABELS.values()),
+    )
+    return dg.Output(
+        frame,
+        metadata={
+            "snapshot_date": str(snapshot.day),
+            "as_of_dates": f"{dates[0]} → {dates[-1]} ({len(dates)} monthly)",
+            "label_windows": f"{windows[0]} → {windows[1]}",
+            "events_in_windows": ma_events.filter(
+                pl.col("event_date").is_between(*windows, closed="right")
+            ).height,
+            "label_rates": {
+                label: round(float(frame[label].mean() or 0.0), 4) for label in LABELS.values()
+            },
+            "growth_label_missing": round(
+                float(frame[LABELS["croissance"]].null_count() / max(frame.height, 1)), 4
+            ),
+            "per_as_of_date": preview(rates.sort(AS_OF), rows=len(dates)),
+        },
+    )
+
+
+@dg.asset(
+    key=MODELS_KEY,
+    group_name=GROUP,
+    ins={"training_set": dg.AssetIn(key=TRAINING_SET_KEY)},
+    pool=WAREHOUSE_POOL,
+    kinds={"lightgbm", "mlflow"},
+    description="LightGBM models of score_ma, score_croissance and score_stabilite, registered"
+    " in MLflow; a new version becomes champion only if it beats the champion and the rule"
+    " baseline on the holdout.",
+)
+def ma_models(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    training_set: pl.DataFrame,
+    mlflow: MlflowResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Splits, training and purging: ``ma_pipeline.ml.train``; promotion:
+    ``ma_pipeline.ml.promotion``. The models live in the MLflow registry (scoring loads the
+    champions with ``MlflowResource.scorers``), so this asset stores no table of its own; it
+    rebuilds ``ml.model_versions`` from the registry, and ``ml.feature_reference`` when a new
+    ``ma`` champion is promoted."""
+    frame = training_set.sort(AS_OF, "siren")  # the warehouse returns rows in no set order
+    try:
+        splits = split_dates(
+            frame[AS_OF].unique().to_list(), config.holdout_months, config.validation_months
+        )
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    snapshot_day = frame["snapshot_date"].max()
+    backend = warehouse.backend()
+    metadata: dict[str, Any] = {}
+    with mlflow.start_run(context) as run:
+        run_id = run.info.run_id
+        client = mlflow.client()
+        serving = mlflow.scorers()  # the champions, re-scored on the new holdout
+        log_run_context(splits, config, snapshot_day)
+        # Every model is trained before the registry changes: a failure leaves it untouched.
+        found = {score: candidate(score, frame, splits, config, serving[score]) for score in SCORES}
+        for score in SCORES:
+            report, card = register(
+                found[score],
+                mlflow,
+                client,
+                splits=splits,
+                config=config,
+                snapshot_day=snapshot_day,
+                run_id=run_id,
+            )
+            context.log.info(f"{report.model_version}: {report.decision.reason}")
+            metadata |= {
+                f"{score}_model_version": report.model_version,
+                f"{score}_promoted": report.decision.promote,
+                f"{score}_decision": report.decision.reason,
+                f"{score}_metrics": dg.MetadataValue.json(report.metrics),
+                f"{score}_comparison": dg.MetadataValue.md(
+                    markdown_table(metrics_table(report.metrics))
+                ),
+                f"{score}_model_card": dg.MetadataValue.md(card),
+            }
+            if score == "ma" and report.decision.promote:
+                backend.replace_table(
+                    FEATURE_REFERENCE,
+                    feature_reference(frame, splits, report.model_version, config.seed),
+                )
+        versions = model_versions(client)
+        backend.replace_table(MODEL_VERSIONS, versions)
+        if backend.dialect == "duckdb":  # the API reads the champions from the snapshot
+            export_model_versions(backend, snapshot_paths(warehouse.data_dir))
+    serving = versions.filter(pl.col("alias") == "champion")
+    champion_of = dict(
+        zip(serving["score"], serving["model_name"] + "/" + serving["version"], strict=True)
+    )
+    return dg.MaterializeResult(
+        metadata=metadata
+        | {
+            "mlflow_run_id": run_id,
+            "mlflow_tracking_uri": redact(mlflow.uri),
+            "champions": {s: champion_of.get(s, BASELINE_VERSION) for s in SCORES},
+            "snapshot_date": str(snapshot_day),
+            "splits": {
+                name: f"{dates[0]} → {dates[-1]} ({len(dates)})" if dates else "none"
+                for name in ("train", "validation", "refit", "holdout", "purged")
+                for dates in (getattr(splits, name),)
+            },
+            "model_versions": preview(versions, rows=30),
+            "feature_reference_written": bool(metadata.get("ma_promoted")),
+        }
+    )
