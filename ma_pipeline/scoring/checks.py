@@ -1,0 +1,114 @@
+"""The blocking rules of an ml_scores partition: what must hold before readers may see it.
+
+Each rule is a pure function from a partition's rows to an ``Outcome`` of ERROR severity; the
+asset check in ``scoring.assets`` runs them per partition. A partition that fails any of them is
+not published (``publication``), so the API and the marts keep serving the previous good day.
+"""
+
+import polars as pl
+
+from ma_pipeline.features.drift import psi
+from ma_pipeline.features.quality import ERROR, SAMPLE_ROWS, Outcome
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.scoring.columns import SCORES
+
+SCORE_COLUMNS = [f"score_{s}" for s in SCORES]
+BOUNDED = [*SCORE_COLUMNS, "confidence"]
+REQUIRED = [*BOUNDED, "scorer", *(f"model_version_{s}" for s in SCORES), "feature_hash"]
+
+
+def _missing(column: str) -> pl.Expr:
+    """Null, or NaN for a float column: both mean no score."""
+    col = pl.col(column)
+    return col.is_null() | (col.is_nan() if column in BOUNDED else pl.lit(False))
+
+
+def in_range_outcome(scores: pl.DataFrame) -> Outcome:
+    """Every score and the confidence within [0, 100] (NaN counts as outside)."""
+    outside = {
+        c: scores.filter(~pl.col(c).is_between(0, 100) | pl.col(c).is_nan()).height for c in BOUNDED
+    }
+    bad = {c: n for c, n in outside.items() if n}
+    metadata = {
+        "outside_0_100": outside,
+        **{f"{c}_min_max": [scores[c].min(), scores[c].max()] for c in BOUNDED},
+    }
+    if bad:
+        return Outcome(False, ERROR, f"values outside 0-100: {bad}", metadata)
+    return Outcome(True, ERROR, f"{scores.height} rows: every score within 0-100", metadata)
+
+
+def no_nulls_outcome(scores: pl.DataFrame) -> Outcome:
+    """No company without a score, a confidence, a scorer, model versions or a feature hash."""
+    counts = {c: scores.filter(_missing(c)).height for c in REQUIRED}
+    bad = {c: n for c, n in counts.items() if n}
+    metadata: dict[str, object] = {"missing_by_column": counts}
+    if bad:
+        failing = scores.filter(pl.any_horizontal(_missing(c) for c in bad))
+        metadata["failing_sirens"] = failing["siren"].head(SAMPLE_ROWS).to_list()
+        return Outcome(False, ERROR, f"{failing.height} rows miss a value: {bad}", metadata)
+    return Outcome(True, ERROR, f"{scores.height} rows: no missing score", metadata)
+
+
+def coverage_outcome(scores: pl.DataFrame, features: pl.DataFrame) -> Outcome:
+    """Exactly one row per company of the day's company_features."""
+    missing = features.join(scores, on="siren", how="anti")["siren"]
+    unexpected = scores.join(features, on="siren", how="anti")["siren"].unique(maintain_order=True)
+    duplicated = scores.height - scores["siren"].n_unique()
+    metadata: dict[str, object] = {
+        "feature_rows": features.height,
+        "score_rows": scores.height,
+        "missing": missing.len(),
+        "unexpected": unexpected.len(),
+        "duplicated": duplicated,
+    }
+    if missing.is_empty() and unexpected.is_empty() and duplicated == 0:
+        return Outcome(True, ERROR, f"{scores.height} rows = the day's companies", metadata)
+    metadata["missing_sirens"] = missing.head(SAMPLE_ROWS).to_list()
+    metadata["unexpected_sirens"] = unexpected.head(SAMPLE_ROWS).to_list()
+    return Outcome(
+        False,
+        ERROR,
+        f"{missing.len()} companies unscored, {unexpected.len()} rows for companies without"
+        f" features, {duplicated} duplicates",
+        metadata,
+    )
+
+
+def distribution_outcome(
+    scores: pl.DataFrame,
+    reference: pl.DataFrame | None,
+    reference_label: str,
+    *,
+    threshold: float,
+    bins: int = 10,
+) -> Outcome:
+    """PSI of each score against the reference partition; over ``threshold`` blocks.
+
+    Only a score whose model version is the reference's can block: a new champion is expected to
+    move its score's distribution (its promotion was decided on the holdout), so its PSI is
+    reported and does not block.
+    """
+    metadata: dict[str, object] = {"reference": reference_label, "threshold": threshold}
+    if reference is None or reference.is_empty() or scores.is_empty():
+        return Outcome(True, ERROR, f"no distribution check: {reference_label}", metadata)
+    rows = []
+    for score in SCORES:
+        column, version = f"score_{score}", f"model_version_{score}"
+        same_model = set(scores[version].unique()) == set(reference[version].unique())
+        value = psi(reference[column], scores[column], bins=bins)
+        rows.append(
+            {
+                "score": column,
+                "psi": round(value, 4),
+                "same_model": same_model,
+                "blocks": same_model and value > threshold,
+            }
+        )
+    table = pl.DataFrame(rows)
+    blocking = table.filter("blocks")
+    metadata |= {"psi_by_score": preview(table, table.height), "max_psi": table["psi"].max()}
+    if blocking.is_empty():
+        return Outcome(True, ERROR, f"PSI within {threshold} vs {reference_label}", metadata)
+    shown = ", ".join(f"{s} {p:.3f}" for s, p in blocking.select("score", "psi").iter_rows())
+    return Outcome(False, ERROR, f"PSI over {threshold} vs {reference_label}: {shown}", metadata)
