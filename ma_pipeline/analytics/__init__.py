@@ -1,0 +1,1 @@
+"""Analyst marts: the dbt project in ``dbt_project/`` as the ``analytics`` assets."""

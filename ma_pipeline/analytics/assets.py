@@ -1,0 +1,75 @@
+"""The marts as Dagster assets: ``dbt build`` over the run's daily partitions.
+
+Every model and seed is an asset ``["analytics", name]`` in group ``analytics`` (the schema dbt
+writes them to, as every warehouse table is keyed ``[schema, table]``); the sources keep the keys
+of the pipeline assets that write them (``meta.dagster.asset_key``), so the marts hang under
+``published_scores`` and the company tables in one graph. dbt tests are the assets' checks.
+"""
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from ma_pipeline.analytics.profile import dbt_environment
+from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+GROUP = "analytics"
+
+
+class AnalyticsTranslator(DagsterDbtTranslator):
+    """Models and seeds keyed ``[schema, name]`` in group ``analytics``; sources as declared."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec
+        return spec.replace_attributes(
+            key=dg.AssetKey([props["schema"], props["name"]]), group_name=GROUP
+        )
+
+
+translator = AnalyticsTranslator(
+    settings=DagsterDbtTranslatorSettings(
+        enable_asset_checks=True,
+        # published_scores and score_publications are both written by the published_scores asset.
+        enable_duplicate_source_asset_keys=True,
+    )
+)
+
+
+def partition_vars(partitions: dg.PartitionKeyRange) -> dict[str, str]:
+    """The dbt vars of a run: its first and last daily partitions, inclusive."""
+    return {"min_date": partitions.start, "max_date": partitions.end}
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,  # dbt holds the DuckDB file, as a writer, while it runs
+)
+def analytics_marts(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """``dbt build`` of the selected models, seeds and their tests, for the run's partitions (a
+    backfill is one run, one dbt invocation), in the pipeline's warehouse."""
+    args = ["build", "--vars", json.dumps(partition_vars(context.partition_key_range))]
+    with dbt_environment(warehouse.url, warehouse.data_dir):
+        invocation = dbt.cli(args, context=context)
+    yield from invocation.stream()
