@@ -1,0 +1,96 @@
+"""The FastAPI app factory: ``uvicorn --factory serving.app:create_app`` or ``ma-api serve``."""
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from serving.auth import API_KEY_HEADER, KeyRing, RateLimiter
+from serving.config import ApiSettings
+from serving.observability import REQUEST_ID_HEADER, Metrics, RequestContext
+from serving.published import Served, open_store
+from serving.routes import ops, v1
+from serving.store import ApiStore
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = f"""Scores of French companies (M&A likelihood, growth, stability) with their
+reasons, as published by the ma_pipeline: only partitions that passed their checks are served.
+
+Every `/v1` route needs an API key in the `{API_KEY_HEADER}` header (`ma-api keys create`), with
+the route's scope: `scores:read`, `contacts:read` (personal data) or `requests:write`. Errors are
+`{{"detail": "..."}}`; 429 answers carry `Retry-After`. Every answer carries `{REQUEST_ID_HEADER}`.
+"""
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One validation error as a sentence: which parameter, the value given, what is wrong."""
+    names = [str(part) for part in error["loc"][1:] if isinstance(part, str)]
+    name = ".".join(names) or error["loc"][0]
+    value = error.get("input")
+    if names and isinstance(value, str | int | float):
+        return f"{name} {value!r}: {error['msg']}"
+    return f"{name}: {error['msg']}"
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 as every other error: ``{"detail": "<one sentence per problem>"}``."""
+    detail = "; ".join(_describe(error) for error in exc.errors())
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings.from_env()
+    served = Served(open_store(settings))
+    api_store = ApiStore(settings.api_database)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(api_store.create_tables)
+        try:
+            await anyio.to_thread.run_sync(served.refresh)
+        except Exception:  # keep starting: /health says what is wrong, the refresh retries
+            log.exception("loading the published scores failed")
+        # The imports (dagster, polars, SQLAlchemy...) leave ~240k long-lived objects, which every
+        # full collection would walk: a ~100 ms pause every few seconds under load, which was
+        # the p99. Frozen, they are left out of every collection.
+        gc.freeze()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(served.keep_fresh, settings.refresh_seconds)
+            yield
+            tasks.cancel_scope.cancel()
+        served.store.close()
+        api_store.dispose()
+
+    app = FastAPI(
+        title="ma_pipeline scores API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        exception_handlers={RequestValidationError: _validation_error},
+    )
+    app.state.settings = settings
+    app.state.served = served
+    app.state.api_store = api_store
+    app.state.keys = KeyRing(api_store, settings.key_cache_seconds)
+    app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+    app.state.metrics = Metrics(served)
+    app.include_router(v1)
+    app.include_router(ops)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[API_KEY_HEADER, "Idempotency-Key", REQUEST_ID_HEADER, "Content-Type"],
+            expose_headers=[REQUEST_ID_HEADER, "Retry-After", "Location"],
+        )
+    app.add_middleware(RequestContext, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,411 @@
+"""The routes: `/v1` for clients (API key with scopes), `/health` and `/metrics` for operators.
+
+``/companies/{siren}``, ``/scores`` and ``/sectors`` answer from the partition in memory; history,
+contacts and models read the store; score requests read and write the API's database. Nothing
+here runs a model.
+"""
+
+import base64
+import datetime as dt
+import json
+import uuid
+from typing import Annotated, Any
+
+import orjson
+import polars as pl
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, Security
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import AfterValidator, BaseModel
+
+from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
+from serving.auth import authorize
+from serving.published import Partition, Served
+from serving.schemas import (
+    EXAMPLE_SIREN,
+    Company,
+    CompanyHistory,
+    ContactList,
+    Error,
+    Health,
+    ModelList,
+    ScorePage,
+    ScoreQuery,
+    ScoreRequestIn,
+    ScoreRequestOut,
+    SectorList,
+    valid_siren,
+)
+from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest
+
+SCORES_READ, CONTACTS_READ, REQUESTS_WRITE = "scores:read", "contacts:read", "requests:write"
+
+_ERRORS = {
+    401: "No API key, or an invalid or revoked one",
+    403: "The API key lacks this route's scope",
+    422: "A parameter is not valid; the detail says which and why",
+    429: "The API key's rate limit is exceeded",
+}
+NOT_PUBLISHED = "Nothing published yet, or not on this date"
+
+
+def errors(specific: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The documented errors of a route: those of every secured route and its own (every error
+    is ``{"detail": "..."}``)."""
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": Error, "description": description}
+        for code, description in (_ERRORS | (specific or {})).items()
+    }
+    responses[429]["headers"] = {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    }
+    return responses
+
+
+SirenPath = Annotated[
+    str,
+    AfterValidator(valid_siren),
+    Path(description="9 digits, the last one a Luhn check digit", examples=[EXAMPLE_SIREN]),
+]
+ScoresKey = Annotated[ApiKey, Security(authorize, scopes=[SCORES_READ])]
+v1 = APIRouter(prefix="/v1")
+ops = APIRouter(tags=["operations"])
+
+# Column names of the company payload, computed once rather than per request.
+_REASONS = {
+    s: [
+        (f"{s}_reason_{k}_feature", f"{s}_reason_{k}_value", f"{s}_reason_{k}_contribution")
+        for k in range(1, TOP_REASONS + 1)
+    ]
+    for s in SCORES
+}
+
+
+class JsonBytes(Response):
+    """JSON serialised by orjson, unvalidated: for the company lookup, whose payload is built
+    from validated data, FastAPI's response validation cost as much as the lookup itself."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _served(request: Request) -> Served:
+    return request.app.state.served
+
+
+def _scores(row: dict[str, Any]) -> dict[str, Any]:
+    return {s: row[f"score_{s}"] for s in SCORES}
+
+
+def company_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A published row as the Company response."""
+    return {
+        "siren": row["siren"],
+        "date": row["partition_date"],
+        "profile": {c: row[c] for c in PROFILE},
+        "scores": {
+            s: {
+                "value": row[f"score_{s}"],
+                "model_version": row[f"model_version_{s}"],
+                "reasons": [
+                    {"feature": row[f], "value": row[v], "contribution": row[c]}
+                    for f, v, c in _REASONS[s]
+                    if row[f] is not None
+                ],
+            }
+            for s in SCORES
+        },
+        "confidence": row["confidence"],
+        "scorer": row["scorer"],
+        "feature_hash": row["feature_hash"],
+        "calculated_at": row["calculated_at"],
+    }
+
+
+@v1.get(
+    "/companies/{siren}",
+    response_model=Company,
+    responses=errors({404: "The SIREN is not in the newest published partition"}),
+    summary="A company's profile, latest scores and their top reasons",
+    tags=["scores"],
+)
+async def get_company(siren: SirenPath, request: Request, _: ScoresKey) -> Response:
+    partition = _served(request).view.latest
+    if partition is None:
+        raise HTTPException(404, "no partition has been published yet")
+    row = partition.company(siren)
+    if row is None:
+        raise HTTPException(
+            404, f"siren '{siren}' is not in the scores published for {partition.day}"
+        )
+    return JsonBytes(company_payload(row))
+
+
+@v1.get(
+    "/companies/{siren}/scores",
+    response_model=CompanyHistory,
+    responses=errors(),
+    summary="A company's scores on every published day of [from, to]",
+    tags=["scores"],
+)
+def get_company_history(
+    siren: SirenPath,
+    request: Request,
+    _: ScoresKey,
+    start: Annotated[dt.date | None, Query(alias="from", description="First day, included")] = None,
+    end: Annotated[dt.date | None, Query(alias="to", description="Last day, included")] = None,
+) -> dict[str, Any]:
+    start, end = start or dt.date.min, end or dt.date.max
+    if start > end:
+        raise HTTPException(422, f"from ({start}) is after to ({end})")
+    rows = _served(request).store.history(siren, start, end)
+    return {
+        "siren": siren,
+        "items": [
+            {
+                "date": row["partition_date"],
+                "scores": _scores(row),
+                "confidence": row["confidence"],
+                "scorer": row["scorer"],
+                "model_versions": {s: row[f"model_version_{s}"] for s in SCORES},
+            }
+            for row in rows
+        ],
+    }
+
+
+@v1.get(
+    "/companies/{siren}/contacts",
+    response_model=ContactList,
+    responses=errors(),
+    summary="The company's contacts (personal data: scope contacts:read)",
+    tags=["contacts"],
+)
+def get_contacts(
+    siren: SirenPath,
+    request: Request,
+    _: Annotated[ApiKey, Security(authorize, scopes=[CONTACTS_READ])],
+) -> dict[str, Any]:
+    return {"siren": siren, "items": _served(request).store.contacts(siren)}
+
+
+class Cursor(BaseModel):
+    """Where a page of /v1/scores ended, and the query it belongs to."""
+
+    date: dt.date
+    filters: dict[str, Any]
+    after: tuple[float, str]
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> "Cursor":
+        try:
+            return cls.model_validate_json(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        except ValueError as exc:  # bad base64 (binascii.Error) or bad JSON / fields
+            raise HTTPException(400, "cursor is not valid: pass next_cursor as returned") from exc
+
+
+def _conditions(query: ScoreQuery) -> list[pl.Expr]:
+    conditions = [
+        pl.col(f"score_{s}") >= minimum
+        for s in SCORES
+        if (minimum := getattr(query, f"min_score_{s}")) is not None
+    ]
+    if query.naf is not None:
+        if "." in query.naf:
+            column = "activite_principale"
+        else:
+            column = "naf_division" if query.naf.isdigit() else "naf_section"
+        conditions.append(pl.col(column) == query.naf)
+    if query.departement is not None:
+        conditions.append(pl.col("departement") == query.departement)
+    return conditions
+
+
+def _partition(request: Request, day: dt.date | None) -> Partition:
+    """The partition of ``day`` (default: the newest published); 404 when not published."""
+    try:
+        return _served(request).partition(day)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@v1.get(
+    "/scores",
+    response_model=ScorePage,
+    responses=errors(
+        {400: "The cursor is malformed or belongs to another query", 404: NOT_PUBLISHED}
+    ),
+    summary="Companies by score, filtered, with keyset pagination",
+    description="Sorted by `sort` descending, ties broken by SIREN. Pages are stable: follow"
+    " `next_cursor` with the same filters; a cursor keeps its date even when a newer partition"
+    " is published meanwhile.",
+    tags=["scores"],
+)
+def list_scores(
+    request: Request, query: Annotated[ScoreQuery, Query()], _: ScoresKey
+) -> dict[str, Any]:
+    cursor = None if query.cursor is None else Cursor.decode(query.cursor)
+    partition = _partition(request, query.date or (cursor.date if cursor else None))
+    filters = query.model_dump(mode="json", exclude={"date", "limit", "cursor"})
+    if cursor is not None and (cursor.date != partition.day or cursor.filters != filters):
+        raise HTTPException(400, "cursor belongs to another query: keep the filters and sort")
+    rows = partition.page(
+        query.sort, _conditions(query), cursor.after if cursor else None, query.limit + 1
+    )
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1]
+        next_cursor = Cursor(
+            date=partition.day, filters=filters, after=(last[query.sort], last["siren"])
+        ).encode()
+    return {
+        "date": partition.day,
+        "sort": query.sort,
+        "items": [
+            {
+                "siren": row["siren"],
+                "nom_entreprise": row["nom_entreprise"],
+                "activite_principale": row["activite_principale"],
+                "departement": row["departement"],
+                "scores": _scores(row),
+                "confidence": row["confidence"],
+            }
+            for row in rows
+        ],
+        "next_cursor": next_cursor,
+    }
+
+
+@v1.get(
+    "/sectors",
+    response_model=SectorList,
+    responses=errors({404: NOT_PUBLISHED}),
+    summary="Per NAF division: companies, mean and p90 of score_ma, share with score_ma >= 75",
+    tags=["scores"],
+)
+def list_sectors(
+    request: Request,
+    _: ScoresKey,
+    day: Annotated[
+        dt.date | None,
+        Query(alias="date", description="A published date; default: the newest"),
+    ] = None,
+) -> dict[str, Any]:
+    partition = _partition(request, day)
+    return {"date": partition.day, "items": partition.sectors}
+
+
+@v1.get(
+    "/models",
+    response_model=ModelList,
+    responses=errors(),
+    summary="The champion model version of each score and its metrics",
+    tags=["models"],
+)
+def list_models(request: Request, _: ScoresKey) -> dict[str, Any]:
+    champions = _served(request).store.champions()
+    for row in champions:
+        row["metrics"] = json.loads(row.pop("metrics_json") or "{}")
+    return {"items": champions}
+
+
+def _request_out(score_request: ScoreRequest) -> dict[str, Any]:
+    return {
+        "id": score_request.id,
+        "siren": score_request.siren,
+        "status": score_request.status,
+        "created_at": score_request.created_at,
+        "updated_at": score_request.updated_at,
+        "result": score_request.result,
+        "failure_reason": score_request.failure_reason,
+    }
+
+
+def _api_store(request: Request) -> ApiStore:
+    return request.app.state.api_store
+
+
+RequestsKey = Annotated[ApiKey, Security(authorize, scopes=[REQUESTS_WRITE])]
+
+
+@v1.post(
+    "/score-requests",
+    status_code=202,
+    response_model=ScoreRequestOut,
+    responses=errors({400: "The body is not JSON"}),
+    summary="Ask for a company to be scored; poll the returned id",
+    description="Recorded as `pending`; the pipeline scores it with the champion and marks it"
+    " `completed` or `failed`. With an `Idempotency-Key`, a retry returns the first request"
+    " (the same key for another SIREN is a 422).",
+    tags=["score requests"],
+)
+def create_score_request(
+    body: ScoreRequestIn,
+    request: Request,
+    response: Response,
+    key: RequestsKey,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=255, description="Makes retries safe")
+    ] = None,
+) -> dict[str, Any]:
+    try:
+        score_request, _ = _api_store(request).create_request(body.siren, key.id, idempotency_key)
+    except IdempotencyConflict as exc:
+        raise HTTPException(422, str(exc)) from exc
+    response.headers["Location"] = f"/v1/score-requests/{score_request.id}"
+    return _request_out(score_request)
+
+
+@v1.get(
+    "/score-requests/{request_id}",
+    response_model=ScoreRequestOut,
+    responses=errors({404: "No such request made with this API key"}),
+    summary="A score request: pending, completed with its result, or failed with the reason",
+    tags=["score requests"],
+)
+def get_score_request(request_id: uuid.UUID, request: Request, key: RequestsKey) -> dict[str, Any]:
+    score_request = _api_store(request).get_request(request_id)
+    if score_request is None or score_request.key_id != key.id:
+        raise HTTPException(404, f"no score request {request_id} for this API key")
+    return _request_out(score_request)
+
+
+@ops.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency does not answer"}},
+    summary="Whether the scores store and the API database answer",
+)
+def health(request: Request, response: Response) -> dict[str, Any]:
+    served = _served(request)
+    checks = {}
+    for name, check in (("scores", served.store.check), ("api_db", _api_store(request).ping)):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure is the answer: report it, never raise
+            checks[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    healthy = all(v == "ok" for v in checks.values())
+    response.status_code = 200 if healthy else 503
+    latest = served.view.latest
+    return {
+        "status": "ok" if healthy else "unavailable",
+        "checks": checks,
+        "served_date": None if latest is None else latest.day,
+    }
+
+
+@ops.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus metrics of this process",
+)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

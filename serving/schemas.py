@@ -1,0 +1,338 @@
+"""Request and response models: the API's contract, with the examples the OpenAPI docs show."""
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from ma_pipeline.lib.siren import siren_problem
+
+EXAMPLE_SIREN = "443061841"
+EXAMPLE_DATE = "2026-11-20"
+NAF_PATTERN = r"^(\d{2}\.\d{2}[A-Z]|\d{2}|[A-U])$"
+DEPARTEMENT_PATTERN = r"^(\d{2}|2[AB]|97\d)$"
+SortKey = Literal["score_ma", "score_croissance", "score_stabilite"]
+
+
+def valid_siren(value: str) -> str:
+    problem = siren_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("siren", problem)
+    return value
+
+
+Siren = Annotated[
+    str,
+    AfterValidator(valid_siren),
+    Field(description="9 digits, the last one a Luhn check digit", examples=[EXAMPLE_SIREN]),
+]
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class Error(BaseModel):
+    detail: str = Field(description="What went wrong, for a human")
+    model_config = _examples({"detail": "siren '443061842': check digit is wrong (Luhn)"})
+
+
+class Reason(BaseModel):
+    feature: str
+    value: str | None = Field(description="The feature's value, as shown")
+    contribution: float = Field(description="Signed contribution to the score")
+
+
+class Score(BaseModel):
+    value: float = Field(ge=0, le=100)
+    model_version: str | None
+    reasons: list[Reason] = Field(description="Top reasons, strongest first")
+
+
+class Scores(BaseModel):
+    ma: Score = Field(description="Likelihood of a change of control")
+    croissance: Score
+    stabilite: Score
+
+
+class Profile(BaseModel):
+    nom_entreprise: str | None
+    activite_principale: str | None = Field(description="NAF sous-classe, e.g. 62.01Z")
+    naf_section: str | None
+    naf_division: str | None
+    departement: str | None = Field(description="COG code: 75, 2A, 974")
+    region: str | None = Field(description="COG code")
+
+
+_REASONS = [
+    {"feature": "age_dirigeant_max", "value": "67", "contribution": 8.4},
+    {"feature": "croissance_ca_1an", "value": "-0.12", "contribution": 3.1},
+]
+
+
+class Company(BaseModel):
+    siren: str
+    date: dt.date = Field(description="The published partition these scores come from")
+    profile: Profile
+    scores: Scores
+    confidence: float | None = Field(ge=0, le=100)
+    scorer: str = Field(description="champion or rule_baseline")
+    feature_hash: str | None
+    calculated_at: dt.datetime
+    model_config = _examples(
+        {
+            "siren": EXAMPLE_SIREN,
+            "date": EXAMPLE_DATE,
+            "profile": {
+                "nom_entreprise": "SOCIETE EXEMPLE",
+                "activite_principale": "62.01Z",
+                "naf_section": "J",
+                "naf_division": "62",
+                "departement": "75",
+                "region": "11",
+            },
+            "scores": {
+                "ma": {"value": 81.5, "model_version": "ma_pipeline_ma/3", "reasons": _REASONS},
+                "croissance": {
+                    "value": 42.0,
+                    "model_version": "ma_pipeline_croissance/3",
+                    "reasons": _REASONS,
+                },
+                "stabilite": {
+                    "value": 66.3,
+                    "model_version": "ma_pipeline_stabilite/3",
+                    "reasons": _REASONS,
+                },
+            },
+            "confidence": 88.0,
+            "scorer": "champion",
+            "feature_hash": "00000000000000a1",
+            "calculated_at": "2026-11-20T02:00:00Z",
+        }
+    )
+
+
+class ScoreValues(BaseModel):
+    ma: float | None
+    croissance: float | None
+    stabilite: float | None
+
+
+class ScoreVersions(BaseModel):
+    ma: str | None
+    croissance: str | None
+    stabilite: str | None
+
+
+class HistoryPoint(BaseModel):
+    date: dt.date
+    scores: ScoreValues
+    confidence: float | None
+    scorer: str
+    model_versions: ScoreVersions
+
+
+class CompanyHistory(BaseModel):
+    siren: str
+    items: list[HistoryPoint] = Field(description="One point per published day, oldest first")
+    model_config = _examples(
+        {
+            "siren": EXAMPLE_SIREN,
+            "items": [
+                {
+                    "date": EXAMPLE_DATE,
+                    "scores": {"ma": 81.5, "croissance": 42.0, "stabilite": 66.3},
+                    "confidence": 88.0,
+                    "scorer": "champion",
+                    "model_versions": {
+                        "ma": "ma_pipeline_ma/3",
+                        "croissance": "ma_pipeline_croissance/3",
+                        "stabilite": "ma_pipeline_stabilite/3",
+                    },
+                }
+            ],
+        }
+    )
+
+
+class ScoreQuery(BaseModel):
+    """Filters, sort and page of GET /v1/scores."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    date: dt.date | None = Field(None, description="A published date; default: the newest")
+    min_score_ma: float | None = Field(None, ge=0, le=100)
+    min_score_croissance: float | None = Field(None, ge=0, le=100)
+    min_score_stabilite: float | None = Field(None, ge=0, le=100)
+    naf: str | None = Field(
+        None,
+        pattern=NAF_PATTERN,
+        description="A NAF sous-classe (62.01Z, matched on activite_principale), a division"
+        " (62) or a section (J)",
+        examples=["62.01Z", "62", "J"],
+    )
+    departement: str | None = Field(None, pattern=DEPARTEMENT_PATTERN, examples=["75", "2A"])
+    sort: SortKey = Field("score_ma", description="Descending; ties broken by SIREN")
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(
+        None, description="next_cursor of the previous page, with the same filters and sort"
+    )
+
+
+class ScoreListItem(BaseModel):
+    siren: str
+    nom_entreprise: str | None
+    activite_principale: str | None
+    departement: str | None
+    scores: ScoreValues
+    confidence: float | None
+
+
+class ScorePage(BaseModel):
+    date: dt.date
+    sort: SortKey
+    items: list[ScoreListItem]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
+    model_config = _examples(
+        {
+            "date": EXAMPLE_DATE,
+            "sort": "score_ma",
+            "items": [
+                {
+                    "siren": EXAMPLE_SIREN,
+                    "nom_entreprise": "SOCIETE EXEMPLE",
+                    "activite_principale": "62.01Z",
+                    "departement": "75",
+                    "scores": {"ma": 81.5, "croissance": 42.0, "stabilite": 66.3},
+                    "confidence": 88.0,
+                }
+            ],
+            "next_cursor": "eyJhZnRlciI6WzgxLjUsIjQ0MzA2MTg0MSJdfQ",
+        }
+    )
+
+
+class Sector(BaseModel):
+    naf_division: str | None
+    companies: int
+    mean_score_ma: float | None
+    p90_score_ma: float | None
+    share_score_ma_75: float | None = Field(description="Share of companies with score_ma >= 75")
+
+
+class SectorList(BaseModel):
+    date: dt.date
+    items: list[Sector]
+    model_config = _examples(
+        {
+            "date": EXAMPLE_DATE,
+            "items": [
+                {
+                    "naf_division": "62",
+                    "companies": 41230,
+                    "mean_score_ma": 38.2,
+                    "p90_score_ma": 71.9,
+                    "share_score_ma_75": 0.07,
+                }
+            ],
+        }
+    )
+
+
+class ModelVersion(BaseModel):
+    score: str
+    model_name: str
+    version: str
+    run_id: str | None
+    created_at: dt.datetime | None
+    metrics: dict[str, Any]
+    decision: str | None
+
+
+class ModelList(BaseModel):
+    items: list[ModelVersion] = Field(description="The champion of each score")
+    model_config = _examples(
+        {
+            "items": [
+                {
+                    "score": "ma",
+                    "model_name": "ma_pipeline_ma",
+                    "version": "3",
+                    "run_id": "5f2c0d9e8a7b4c1d",
+                    "created_at": "2026-11-18T03:12:00Z",
+                    "metrics": {"auc": 0.81, "average_precision": 0.34},
+                    "decision": "promoted: auc +0.012 over the previous champion",
+                }
+            ]
+        }
+    )
+
+
+class Contact(BaseModel):
+    nom: str | None
+    prenom: str | None
+    qualite: str | None
+    linkedin_slug: str | None
+    work_email: str | None
+    phone: str | None
+    status: str = Field(description="found, not_found, no_slug or over_budget")
+    fetched_at: dt.datetime | None
+
+
+class ContactList(BaseModel):
+    siren: str
+    items: list[Contact] = Field(description="The company's latest contact lookup")
+    model_config = _examples(
+        {
+            "siren": EXAMPLE_SIREN,
+            "items": [
+                {
+                    "nom": "MARTIN",
+                    "prenom": "Claire",
+                    "qualite": "Présidente",
+                    "linkedin_slug": "claire-martin",
+                    "work_email": "claire.martin@exemple.fr",
+                    "phone": "+33 1 23 45 67 89",
+                    "status": "found",
+                    "fetched_at": "2026-11-19T09:30:00Z",
+                }
+            ],
+        }
+    )
+
+
+class ScoreRequestIn(BaseModel):
+    siren: Siren
+    model_config = _examples({"siren": EXAMPLE_SIREN})
+
+
+class ScoreRequestOut(BaseModel):
+    id: uuid.UUID
+    siren: str
+    status: Literal["pending", "completed", "failed"]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    result: dict[str, Any] | None = Field(description="The scores, once completed")
+    failure_reason: str | None
+    model_config = _examples(
+        {
+            "id": "0b6f3c1e-4f1a-4f7e-9d59-2b8f0f0e6c11",
+            "siren": EXAMPLE_SIREN,
+            "status": "pending",
+            "created_at": "2026-11-20T10:00:00Z",
+            "updated_at": "2026-11-20T10:00:00Z",
+            "result": None,
+            "failure_reason": None,
+        }
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="'ok' or the reason, per dependency")
+    served_date: dt.date | None = Field(description="The partition in memory; null before any")
+    model_config = _examples(
+        {"status": "ok", "checks": {"scores": "ok", "api_db": "ok"}, "served_date": EXAMPLE_DATE}
+    )
