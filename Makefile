@@ -1,5 +1,5 @@
 # The two commands of the README's quick start:
-#   make run    install, materialize the latest partition end to end, serve the Dagster UI
+#   make run    install, materialize the latest partition end to end, serve the UI and the API
 #   make test   install, lint, check the definitions, run every test
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,8 +9,9 @@ export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MA_DATA_DIR ?= $(CURDIR)/data
 DAGSTER_PORT ?= 3000
+API_PORT ?= 8000
 
-.PHONY: run test install bootstrap serve lint bench clean
+.PHONY: run test install manifest bootstrap serve lint bench clean
 
 run: install bootstrap serve
 
@@ -20,7 +21,12 @@ test: install
 	dg check defs
 	pytest -n 2
 
-install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml manifest
+
+# The dbt manifest that the analytics assets load (dbt parse into dbt_project/target/, which is not
+# committed), so `dg check defs`, `make run` and a deployment find it on a fresh clone.
+manifest: $(VENV)/.installed
+	dagster-dbt project prepare-and-package --file ma_pipeline/analytics/project.py
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -35,11 +41,20 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
 bootstrap:
 	python -m ma_pipeline.bootstrap
 
+# The API in the background, the Dagster UI (webserver and daemon) in the foreground; Ctrl-C stops
+# both.
 serve:
+	ma-api serve --port $(API_PORT) & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	echo "API: http://localhost:$(API_PORT)/docs   Dagster UI: http://localhost:$(DAGSTER_PORT)"; \
 	dagster dev -w workspace.yaml --port $(DAGSTER_PORT)
 
+# Every benchmark; each prints its figures beside a floor measured in the same process.
 bench: install
 	python bench/bench_warehouse.py
+	python bench/bench_enrichment.py
+	python bench/bench_features.py
+	python bench/bench_scoring.py
+	python bench/bench_api.py
 
 clean:
 	rm -rf $(MA_DATA_DIR) $(DAGSTER_HOME)

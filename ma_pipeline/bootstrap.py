@@ -1,14 +1,80 @@
-"""`python -m ma_pipeline.bootstrap`: materialize the latest partition on the local instance.
+"""`python -m ma_pipeline.bootstrap` (`make run`): the latest partition end to end, then the
+day's top targets.
 
-The run is recorded in the Dagster instance under DAGSTER_HOME, so it shows in the UI afterwards.
+Three runs on the local instance (DAGSTER_HOME), so they show in the UI afterwards: the day's
+ingestion, enrichment and features; training (ma_events, training_set, ma_models), which needs
+that day's Pappers snapshot; then scoring, publication, contacts and the marts. Without a
+champion (training did not promote one) the rule baseline scores, and the summary says so.
 """
 
 import sys
 
 import dagster as dg
 
+from ma_pipeline import settings
 from ma_pipeline.definitions import defs
+from ma_pipeline.jobs import daily_job
 from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.scoring.compute import RULE_BASELINE
+from ma_pipeline.scoring.publication import PUBLISHED_SCORES, latest_published
+from ma_pipeline.warehouse import connect_warehouse
+
+UPSTREAM = dg.AssetSelection.groups("ingestion", "enrichment", "features")
+TOP = 10
+REASONS = 3
+
+
+def _run(
+    title: str, job: dg.JobDefinition, instance: dg.DagsterInstance, **execute: object
+) -> bool:
+    print(f"{title}...", flush=True)
+    result = job.execute_in_process(instance=instance, raise_on_error=False, **execute)
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        rows, table = metadata.get("dagster/row_count"), metadata.get("dagster/table_name")
+        served = metadata.get("served_date")
+        name = table.value if table else event.asset_key.to_user_string()
+        detail = f"serving {served.value}" if served else f"{rows.value if rows else '-'} rows"
+        print(f"  {name}: {detail}")
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            print(f"  check {check.check_name} ({check.severity.value}): {check.description}")
+    if not result.success:
+        print(f"Run {result.run_id} failed; see it in the Dagster UI.", file=sys.stderr)
+    return result.success
+
+
+def _reason(row: dict, score: str, rank: int) -> str | None:
+    feature = row[f"{score}_reason_{rank}_feature"]
+    if feature is None:
+        return None
+    value = row[f"{score}_reason_{rank}_value"]
+    return f"{feature} = {value} ({row[f'{score}_reason_{rank}_contribution']:+.2f})"
+
+
+def top_targets(n: int = TOP) -> str:
+    """The served day's ``n`` best ``score_ma`` companies with their top reasons."""
+    warehouse = connect_warehouse(settings.value("MA_WAREHOUSE_URL"), settings.value("MA_DATA_DIR"))
+    served = latest_published(warehouse)
+    if served is None:
+        return "No published partition yet."
+    scores = warehouse.read(PUBLISHED_SCORES, start=served, end=served)
+    best = scores.sort(["score_ma", "siren"], descending=[True, False]).head(n)
+    models = ", ".join(f"{s} {scores[f'model_version_{s}'][0]}" for s in SCORES)
+    if scores["scorer"][0] == RULE_BASELINE:
+        models = "the rule baseline: no champion model yet"
+    lines = [f"Top {best.height} M&A targets of {served} ({scores.height:,} scored by {models})"]
+    for rank, row in enumerate(best.iter_rows(named=True), start=1):
+        lines.append(
+            f"{rank:>2}. {row['nom_entreprise'] or '?'} (SIREN {row['siren']},"
+            f" {row['activite_principale']}, dép. {row['departement']}):"
+            f" M&A {row['score_ma']:.1f}, croissance {row['score_croissance']:.1f},"
+            f" stabilité {row['score_stabilite']:.1f}, confidence {row['confidence']:.0f}"
+        )
+        reasons = filter(None, (_reason(row, "ma", k) for k in range(1, REASONS + 1)))
+        lines.append(f"    why: {'; '.join(reasons) or 'no reason (base rate only)'}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -16,22 +82,36 @@ def main() -> int:
     if partition is None:
         print("No partition yet: MA_PARTITIONS_START is in the future.", file=sys.stderr)
         return 1
-    print(f"Materializing partition {partition} (daily_job)...", flush=True)
+    graph = defs.resolve_asset_graph()
+    day_assets = daily_job.selection.resolve(graph)
+    upstream = UPSTREAM.resolve(graph) & day_assets
+    daily = defs.resolve_job_def("daily_job")
+    day = {"partition_key": partition}
+    steps = [
+        (
+            f"Partition {partition}: ingestion, enrichment, features",
+            daily,
+            {**day, "asset_selection": list(upstream)},
+        ),
+        (
+            "Training: labels, training set, models (MLflow)",
+            defs.resolve_job_def("training_job"),
+            {},
+        ),
+        (
+            f"Partition {partition}: scores, publication, contacts, marts",
+            daily,
+            {**day, "asset_selection": list(day_assets - upstream)},
+        ),
+    ]
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("daily_job").execute_in_process(
-            partition_key=partition, instance=instance, raise_on_error=False
-        )
-    for event in result.get_asset_materialization_events():
-        metadata = event.materialization.metadata
-        rows = metadata.get("dagster/row_count")
-        table = metadata.get("dagster/table_name")
-        print(
-            f"  {table.value if table else event.asset_key.to_user_string()}:"
-            f" {rows.value if rows else '?'} rows"
-        )
-    if not result.success:
-        print(f"Run {result.run_id} failed; see it in the Dagster UI.", file=sys.stderr)
-        return 1
+        for title, job, execute in steps:
+            if not _run(title, job, instance, **execute):
+                return 1
+    print()
+    print(top_targets())
+    ui = settings.value("MA_DAGSTER_UI_URL")
+    print(f"\nDagster UI: {ui} (`make run` starts it now: assets, runs, checks, schedules).")
     return 0
 
 

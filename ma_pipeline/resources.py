@@ -2,10 +2,15 @@
 
 from typing import Any
 
+from dagster_dbt import DbtCliResource
+
 from ma_pipeline import settings
+from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.automation.alerts import AlertWebhook
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
 
 
@@ -16,6 +21,8 @@ def build_resources() -> dict[str, Any]:
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
+        # The marts' target and connection come from `warehouse` (analytics/profile.py).
+        "dbt": DbtCliResource(project_dir=dbt_project),
         "sirene": SireneSource(data_dir=data_dir, sandbox_companies=sandbox_companies),
         "pappers": PappersResource(
             api_key=settings.secret("MA_PAPPERS_API_KEY"),
@@ -30,5 +37,13 @@ def build_resources() -> dict[str, Any]:
         "kaspr": KasprResource(
             api_key=settings.secret("MA_KASPR_API_KEY"),
             daily_credit_budget=settings.env_int("MA_KASPR_DAILY_CREDITS"),
+        ),
+        "mlflow": MlflowResource(
+            tracking_uri=settings.env("MLFLOW_TRACKING_URI"),
+            data_dir=data_dir,
+            experiment_name=settings.env("MA_MLFLOW_EXPERIMENT"),
+        ),
+        "alerts": AlertWebhook(
+            url=settings.secret("MA_ALERT_WEBHOOK_URL"), ui_url=settings.env("MA_DAGSTER_UI_URL")
         ),
     }

@@ -10,10 +10,46 @@ import os
 import dagster as dg
 
 DEFAULTS: dict[str, str] = {
+    # Where things live. MA_WAREHOUSE_URL unset: the DuckDB file $MA_DATA_DIR/warehouse.duckdb.
     "MA_DATA_DIR": "data",
     "MA_WAREHOUSE_URL": "",
     "MA_PARTITIONS_START": "2025-01-01",
+    # The sandbox: active companies, and the day its APIs answer as of (empty: today).
     "MA_SANDBOX_COMPANIES": "20000",
+    "MA_SANDBOX_AS_OF": "",
+    # Enrichment. Unset rates mean the mode's default (Pappers: 10/s live, 200/s on the sandbox).
+    "MA_PAPPERS_CONCURRENCY": "8",
+    "MA_PAPPERS_RATE_PER_SECOND": "",
+    "MA_PAPPERS_RATE_PER_MINUTE": "",
+    "MA_PAPPERS_CACHE_TTL_HOURS": "24",
+    "MA_PAPPERS_MAX_FAILURE_RATE": "0.05",
+    "MA_KASPR_DAILY_CREDITS": "200",
+    # Feature drift: PSI of a feature above which the drift check warns, and fails as an error.
+    "MA_FEATURE_DRIFT_PSI_WARN": "0.1",
+    "MA_FEATURE_DRIFT_PSI_ERROR": "0.25",
+    # Training. MLFLOW_TRACKING_URI unset: SQLite and artifacts under $MA_DATA_DIR/mlflow. The
+    # look-back is the oldest as-of date, in months before the snapshot; the margin is the
+    # holdout ROC-AUC a challenger must gain over the champion and the baseline.
+    "MLFLOW_TRACKING_URI": "",
+    "MA_MLFLOW_EXPERIMENT": "ma_pipeline",
+    "MA_TRAINING_LOOKBACK_MONTHS": "60",
+    "MA_EVENTS_HISTORY_MONTHS": "72",
+    "MA_PROMOTION_MARGIN": "0.005",
+    # Scoring and automation: the score PSI above which a day is not published, the companies
+    # whose dirigeants Kaspr enriches per day, where failed runs are posted (unset: logged) and
+    # the Dagster UI's address used in alerts.
+    "MA_SCORE_PSI_MAX": "0.25",
+    "MA_KASPR_TOP_N": "20",
+    "MA_ALERT_WEBHOOK_URL": "",
+    "MA_DAGSTER_UI_URL": "http://localhost:3000",
+    # Serving API. MA_API_DB_URL unset: SQLite under MA_DATA_DIR on DuckDB, else the warehouse's
+    # PostgreSQL (schema serving).
+    "MA_API_DB_URL": "",
+    "MA_API_CORS_ORIGINS": "",
+    "MA_API_REFRESH_SECONDS": "5",
+    "MA_API_RATE_PER_SECOND": "20",
+    "MA_API_RATE_BURST": "40",
+    "MA_API_KEY_CACHE_SECONDS": "10",
 }
 
 
@@ -31,26 +67,6 @@ def env_int(name: str) -> int | dg.EnvVar:
     return dg.EnvVar.int(name) if os.environ.get(name) else int(DEFAULTS[name])
 
 
-# Enrichment. Unset rates mean the mode's default (Pappers: 10/s live, 200/s on the sandbox).
-DEFAULTS.update(
-    {
-        "MA_PAPPERS_CONCURRENCY": "8",
-        "MA_PAPPERS_RATE_PER_SECOND": "",
-        "MA_PAPPERS_RATE_PER_MINUTE": "",
-        "MA_PAPPERS_CACHE_TTL_HOURS": "24",
-        "MA_PAPPERS_MAX_FAILURE_RATE": "0.05",
-        "MA_KASPR_DAILY_CREDITS": "200",
-        "MA_SANDBOX_AS_OF": "",
-    }
-)
-
-
-def secret(name: str) -> dg.EnvVar | None:
-    """A secret field: the variable when set (resolved at launch, its value never shown), or
-    None, which the API resources read as 'no key: use the sandbox'."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
 def env_float(name: str) -> float | None:
     """A float field, read when the definitions load (Dagster has no float EnvVar); None when
     neither the variable nor its default gives a value."""
@@ -58,5 +74,7 @@ def env_float(name: str) -> float | None:
     return float(raw) if raw else None
 
 
-# Feature drift: PSI of a feature above which the drift check warns, and fails as an error.
-DEFAULTS.update({"MA_FEATURE_DRIFT_PSI_WARN": "0.1", "MA_FEATURE_DRIFT_PSI_ERROR": "0.25"})
+def secret(name: str) -> dg.EnvVar | None:
+    """A secret field: the variable when set (resolved at launch, its value never shown), or
+    None, which the API resources read as 'no key: use the sandbox'."""
+    return dg.EnvVar(name) if os.environ.get(name) else None

@@ -12,14 +12,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
+import numpy as np
 import polars as pl
 import psycopg
 import pytest
+from dagster_dbt import DbtCliResource
 
+from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource, parse_entreprise, partition_tables
+from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
+from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.sandbox import universe
 from ma_pipeline.sandbox.pappers_api import entreprise
 from ma_pipeline.sandbox.world import world
@@ -118,6 +125,8 @@ def make_resources(
             }
         ),
         "kaspr": KasprResource(**FAST_API),
+        "dbt": DbtCliResource(project_dir=dbt_project),
+        "mlflow": MlflowResource(data_dir=str(data_dir)),  # SQLite under the test's data_dir
     }
 
 
@@ -143,6 +152,47 @@ def sandbox_partition() -> dict[str, pl.DataFrame]:
     answers = (entreprise(world(500, 2026), siren, SANDBOX_AS_OF) for siren in active["siren"])
     records = [parse_entreprise(answer) for answer in answers if answer is not None]
     return {"raw_companies": raw, **partition_tables(records, active)}
+
+
+def sandbox_features(partition: dict[str, pl.DataFrame], day: date) -> pl.DataFrame:
+    """company_features of ``sandbox_partition``'s active companies as of ``day``."""
+    companies = partition["raw_companies"].filter(pl.col("etat_administratif") == "A")
+    pappers = ("pappers_companies", "pappers_finances", "pappers_dirigeants", "pappers_procedures")
+    return compute_features(FeatureInputs(companies, *(partition[t] for t in pappers)), day)
+
+
+@pytest.fixture(scope="session")
+def boosters(sandbox_partition: dict[str, pl.DataFrame]) -> dict[str, lgb.Booster]:
+    """A small LightGBM model per score, trained on the sandbox day's features against labels
+    the features explain (old owner; growing revenue; losses), as a champion would be."""
+    matrix = encode(sandbox_features(sandbox_partition, SANDBOX_DAY))
+    column = {name: np.nan_to_num(matrix[:, FEATURE_NAMES.index(name)]) for name in FEATURE_NAMES}
+    labels = {
+        "ma": column["age_dirigeant_max"] >= 60,
+        "croissance": column["croissance_ca_1an"] > 0.02,
+        "stabilite": column["marge_nette"] < 0.0,
+    }
+    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1}
+    return {
+        score: lgb.train(
+            {**params, "seed": seed},
+            lgb.Dataset(
+                matrix,
+                label.astype(int),
+                feature_name=FEATURE_NAMES,
+                categorical_feature=CATEGORICAL_INDICES,
+            ),
+            num_boost_round=15,
+        )
+        for seed, (score, label) in enumerate(labels.items())
+    }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The dbt manifest (``dbt parse``), before collection imports the definitions, which load
+    it; under xdist, once, in the controller, before the workers start."""
+    if not hasattr(config, "workerinput"):
+        dbt_project.preparer.prepare(dbt_project)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -104,6 +104,12 @@ def export_model_versions(warehouse: Warehouse, snapshot: SnapshotPaths) -> pl.D
     return versions
 
 
+def export_contacts(contacts: pl.DataFrame, snapshot: SnapshotPaths) -> None:
+    """Replace the snapshot's contacts, which the API reads in DuckDB mode, with ``contacts``
+    (every row of ``scoring.kaspr_contacts``); ``kaspr_contacts`` calls it after each write."""
+    _write_atomically(contacts, snapshot.contacts)
+
+
 def publications(warehouse: Warehouse) -> pl.DataFrame:
     """Every publication, newest partition first (empty before the first one)."""
     if not warehouse.columns(PUBLICATIONS):
