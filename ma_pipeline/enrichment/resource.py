@@ -38,6 +38,11 @@ class ApiResource(dg.ConfigurableResource, abc.ABC):
         default=None, description="Requests per second at most; none: the mode's default"
     )
     rate_per_minute: float | None = Field(default=None, description="Requests per minute at most")
+    rate_margin_s: float = Field(
+        default=0.01,
+        description="Seconds added to every rate window, so that jitter between a request"
+        " leaving and reaching the server never puts one request too many in a window",
+    )
     timeout_s: float = Field(default=30.0, description="Seconds allowed for one request")
     max_attempts: int = Field(default=6, description="Tries per request (429, 5xx, timeouts)")
     backoff_base_s: float = Field(default=0.5, description="First backoff ceiling (doubles)")
@@ -56,6 +61,7 @@ class ApiResource(dg.ConfigurableResource, abc.ABC):
             concurrency=self.concurrency,
             per_second=self.rate_per_second or default,
             per_minute=self.rate_per_minute,
+            margin_s=self.rate_margin_s,
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             backoff_base_s=self.backoff_base_s,
