@@ -202,3 +202,11 @@ def test_procedures_follow_distress_and_are_listed_for_the_labels(big: World) ->
     traits = big.traits().with_columns(procedure=pl.col("siren").is_in(frame["siren"].implode()))
     distress = traits.group_by("procedure").agg(pl.col("distress").mean()).sort("procedure")
     assert distress["distress"][1] > distress["distress"][0] + 0.1
+
+
+def test_nobody_is_in_post_before_turning_18(big: World) -> None:
+    """Birth dates are clipped (nobody older than 82), and start dates follow them: tenures stay
+    human, so the features' plausibility check passes on the demo data."""
+    in_post = big.person_in_slot
+    years_old_at_start = (big.person_start - big.person_birth)[in_post] / 365.25
+    assert years_old_at_start.min() >= 18.0

@@ -206,6 +206,8 @@ class World:
         )
         birth = self.person_start - age_at_start * _YEAR
         self.person_birth = np.maximum(birth, _REF_DAYS - 82 * _YEAR)  # nobody older than 82
+        # A clipped birth must not leave anyone in post before turning 18 (nor before birth).
+        self.person_start = np.maximum(self.person_start, self.person_birth + 18 * _YEAR)
         self.person_in_slot = np.arange(3)[None, :] < self.people[:, None]
         self.person_male = rng.random((n, 3)) < 0.65
         self.person_name = rng.integers(0, 1_000_000, (n, 3, 2))  # first name, surname draws
