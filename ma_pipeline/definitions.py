@@ -4,6 +4,7 @@ import dagster as dg
 
 from ma_pipeline.analytics import assets as analytics
 from ma_pipeline.automation.schedules import daily_schedule, weekly_retraining_schedule
+from ma_pipeline.automation.score_requests import score_requests_sensor
 from ma_pipeline.automation.sensors import (
     feature_drift_sensor,
     landing_file_sensor,
@@ -12,7 +13,7 @@ from ma_pipeline.automation.sensors import (
 from ma_pipeline.enrichment import assets as enrichment
 from ma_pipeline.features import assets as features
 from ma_pipeline.ingestion import assets as ingestion
-from ma_pipeline.jobs import daily_job, training_job
+from ma_pipeline.jobs import daily_job, score_requests_job, training_job
 from ma_pipeline.ml import assets as ml
 from ma_pipeline.resources import build_resources
 from ma_pipeline.scoring import assets as scoring
@@ -23,8 +24,13 @@ defs = dg.Definitions(
         [ingestion, enrichment, features, ml, scoring, contacts, analytics]
     ),
     asset_checks=dg.load_asset_checks_from_modules([features, scoring]),
-    jobs=[daily_job, training_job],
+    jobs=[daily_job, training_job, score_requests_job],
     schedules=[daily_schedule, weekly_retraining_schedule],
-    sensors=[landing_file_sensor, feature_drift_sensor, run_failure_alert_sensor],
+    sensors=[
+        landing_file_sensor,
+        feature_drift_sensor,
+        run_failure_alert_sensor,
+        score_requests_sensor,
+    ],
     resources=build_resources(),
 )

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from ma_pipeline.automation.score_requests import score_requests
+
 # Everything date-partitioned, for one day (or a range, as one run).
 daily_job = dg.define_asset_job(
     "daily_job",
@@ -21,3 +23,12 @@ training_job = dg.define_asset_job(
     description="M&A events, the point-in-time training set, and the three scores' models"
     " (MLflow registry, champion and challenger).",
 )
+
+
+@dg.job(
+    description="The API's pending score requests that score_requests_sensor hands over (their ids"
+    " in the run config): each SIREN enriched, featured and scored with the champions, each"
+    " request marked completed or failed in the API's database."
+)
+def score_requests_job() -> None:
+    score_requests()

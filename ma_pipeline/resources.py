@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 from ma_pipeline import settings
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.automation.alerts import AlertWebhook
+from ma_pipeline.automation.score_requests import ApiStoreResource
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.source import SireneSource
@@ -45,5 +46,11 @@ def build_resources() -> dict[str, Any]:
         ),
         "alerts": AlertWebhook(
             url=settings.secret("MA_ALERT_WEBHOOK_URL"), ui_url=settings.env("MA_DAGSTER_UI_URL")
+        ),
+        # The API's database, where score requests wait (serving/config.py resolves it).
+        "api_store": ApiStoreResource(
+            data_dir=data_dir,
+            warehouse_url=settings.env("MA_WAREHOUSE_URL"),
+            api_db_url=settings.env("MA_API_DB_URL"),
         ),
     }

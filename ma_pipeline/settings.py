@@ -50,6 +50,8 @@ DEFAULTS: dict[str, str] = {
     "MA_API_RATE_PER_SECOND": "20",
     "MA_API_RATE_BURST": "40",
     "MA_API_KEY_CACHE_SECONDS": "10",
+    # Score requests: the most pending requests one score_requests_job run handles.
+    "MA_SCORE_REQUESTS_BATCH": "50",
 }
 
 

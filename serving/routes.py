@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel
 
-from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
+from ma_pipeline.scoring.columns import SCORES
 from serving.auth import authorize
 from serving.published import Partition, Served
 from serving.schemas import (
@@ -34,6 +34,7 @@ from serving.schemas import (
     ScoreRequestIn,
     ScoreRequestOut,
     SectorList,
+    company_payload,
     valid_siren,
 )
 from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest
@@ -71,15 +72,6 @@ ScoresKey = Annotated[ApiKey, Security(authorize, scopes=[SCORES_READ])]
 v1 = APIRouter(prefix="/v1")
 ops = APIRouter(tags=["operations"])
 
-# Column names of the company payload, computed once rather than per request.
-_REASONS = {
-    s: [
-        (f"{s}_reason_{k}_feature", f"{s}_reason_{k}_value", f"{s}_reason_{k}_contribution")
-        for k in range(1, TOP_REASONS + 1)
-    ]
-    for s in SCORES
-}
-
 
 class JsonBytes(Response):
     """JSON serialised by orjson, unvalidated: for the company lookup, whose payload is built
@@ -97,31 +89,6 @@ def _served(request: Request) -> Served:
 
 def _scores(row: dict[str, Any]) -> dict[str, Any]:
     return {s: row[f"score_{s}"] for s in SCORES}
-
-
-def company_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A published row as the Company response."""
-    return {
-        "siren": row["siren"],
-        "date": row["partition_date"],
-        "profile": {c: row[c] for c in PROFILE},
-        "scores": {
-            s: {
-                "value": row[f"score_{s}"],
-                "model_version": row[f"model_version_{s}"],
-                "reasons": [
-                    {"feature": row[f], "value": row[v], "contribution": row[c]}
-                    for f, v, c in _REASONS[s]
-                    if row[f] is not None
-                ],
-            }
-            for s in SCORES
-        },
-        "confidence": row["confidence"],
-        "scorer": row["scorer"],
-        "feature_hash": row["feature_hash"],
-        "calculated_at": row["calculated_at"],
-    }
 
 
 @v1.get(

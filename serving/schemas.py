@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from ma_pipeline.lib.siren import siren_problem
+from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
 
 EXAMPLE_SIREN = "443061841"
 EXAMPLE_DATE = "2026-11-20"
@@ -74,7 +75,10 @@ _REASONS = [
 
 class Company(BaseModel):
     siren: str
-    date: dt.date = Field(description="The published partition these scores come from")
+    date: dt.date = Field(
+        description="The published partition these scores come from; in a score request's"
+        " result, the day they were computed as of"
+    )
     profile: Profile
     scores: Scores
     confidence: float | None = Field(ge=0, le=100)
@@ -112,6 +116,43 @@ class Company(BaseModel):
             "calculated_at": "2026-11-20T02:00:00Z",
         }
     )
+
+
+# Column names of the company payload, computed once rather than per request.
+_REASON_COLUMNS = {
+    s: [
+        (f"{s}_reason_{k}_feature", f"{s}_reason_{k}_value", f"{s}_reason_{k}_contribution")
+        for k in range(1, TOP_REASONS + 1)
+    ]
+    for s in SCORES
+}
+
+
+def company_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """An ml_scores row as the Company response: the company lookup answers a published row,
+    and a completed score request the row the pipeline scored for it (no FastAPI here, so the
+    pipeline builds it too)."""
+    return {
+        "siren": row["siren"],
+        "date": row["partition_date"],
+        "profile": {c: row[c] for c in PROFILE},
+        "scores": {
+            s: {
+                "value": row[f"score_{s}"],
+                "model_version": row[f"model_version_{s}"],
+                "reasons": [
+                    {"feature": row[f], "value": row[v], "contribution": row[c]}
+                    for f, v, c in _REASON_COLUMNS[s]
+                    if row[f] is not None
+                ],
+            }
+            for s in SCORES
+        },
+        "confidence": row["confidence"],
+        "scorer": row["scorer"],
+        "feature_hash": row["feature_hash"],
+        "calculated_at": row["calculated_at"],
+    }
 
 
 class ScoreValues(BaseModel):
@@ -314,7 +355,10 @@ class ScoreRequestOut(BaseModel):
     status: Literal["pending", "completed", "failed"]
     created_at: dt.datetime
     updated_at: dt.datetime
-    result: dict[str, Any] | None = Field(description="The scores, once completed")
+    result: dict[str, Any] | None = Field(
+        description="Once completed: the company's scores, reasons and profile as a Company"
+        " (the shape of GET /v1/companies/{siren}), computed with the champion as of `date`"
+    )
     failure_reason: str | None
     model_config = _examples(
         {

@@ -309,3 +309,32 @@ def compute_features(
         .sort("siren")
         .collect()
     )
+
+
+def companies_from_pappers(pappers_companies: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """raw_companies rows written from Pappers identities, for companies SIRENE's stock does not
+    hold yet (a score request for a company created since): the NAF code, INSEE legal form,
+    headcount band, employer flag and creation date Pappers repeats from SIRENE, and ceased
+    (``etat_administratif`` C) once its ``date_cessation`` is passed on ``as_of``.
+
+    Fed to ``compute_features`` they give the features the SIRENE rows give; only sole
+    proprietors' names differ (Pappers writes the first name first).
+    """
+    employer = pl.col("entreprise_employeuse")
+    ceased = pl.col("entreprise_cessee").fill_null(False) & (
+        pl.col("date_cessation").is_null() | (pl.col("date_cessation") <= as_of)
+    )
+    return pappers_companies.select(
+        "siren",
+        "nom_entreprise",
+        pl.when(ceased).then(pl.lit("C")).otherwise(pl.lit("A")).alias("etat_administratif"),
+        pl.col("code_naf").alias("activite_principale"),
+        "categorie_juridique",
+        pl.col("tranche_effectif").alias("tranche_effectifs"),
+        pl.when(employer)
+        .then(pl.lit("O"))
+        .when(~employer)
+        .then(pl.lit("N"))
+        .alias("caractere_employeur"),
+        "date_creation",
+    )
