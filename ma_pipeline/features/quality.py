@@ -56,6 +56,44 @@ class Outcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """Rows against the SIRENs expected, one row each: the expected SIRENs without a row, the
+    SIRENs with a row that were not expected, and the duplicate rows."""
+
+    missing: pl.Series
+    unexpected: pl.Series
+    duplicated: int
+
+    @classmethod
+    def of(cls, rows: pl.DataFrame, expected: pl.DataFrame) -> "Coverage":
+        return cls(
+            missing=expected.join(rows, on="siren", how="anti")["siren"],
+            unexpected=rows.join(expected, on="siren", how="anti")["siren"].unique(
+                maintain_order=True
+            ),
+            duplicated=rows.height - rows["siren"].n_unique(),
+        )
+
+    @property
+    def exact(self) -> bool:
+        return self.missing.is_empty() and self.unexpected.is_empty() and self.duplicated == 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "missing": self.missing.len(),
+            "unexpected": self.unexpected.len(),
+            "duplicated": self.duplicated,
+        }
+
+    def samples(self) -> dict[str, list[str]]:
+        """The first SIRENs of each kind, for the check's metadata."""
+        return {
+            "missing_sirens": self.missing.head(SAMPLE_ROWS).to_list(),
+            "unexpected_sirens": self.unexpected.head(SAMPLE_ROWS).to_list(),
+        }
+
+
 # ------------------------------------------------------------------------------------ rules
 def _rule() -> pl.Expr:
     """A readable name for a pandera failure: ``column: check``, or the frame-level check."""
@@ -144,20 +182,16 @@ def coverage_outcome(features: pl.DataFrame, companies: pl.DataFrame, day: date)
     active = pl.col("etat_administratif") == "A"
     created_later = (pl.col("date_creation") > day).fill_null(False)
     expected = companies.filter(active & ~created_later).select("siren")
-    missing = expected.join(features, on="siren", how="anti")["siren"]
-    unexpected = features.join(expected, on="siren", how="anti")["siren"]
-    duplicated = features.height - features["siren"].n_unique()
+    coverage = Coverage.of(features, expected)
     metadata: dict[str, Any] = {
         "raw_companies": companies.height,
         "ceased_not_scored": companies.filter(~active).height,
         "created_after_the_day": companies.filter(active & created_later).height,
         "expected_rows": expected.height,
         "feature_rows": features.height,
-        "missing": missing.len(),
-        "unexpected": unexpected.len(),
-        "duplicated": duplicated,
+        **coverage.counts(),
     }
-    if missing.is_empty() and unexpected.is_empty() and duplicated == 0:
+    if coverage.exact:
         return Outcome(
             True,
             ERROR,
@@ -166,14 +200,13 @@ def coverage_outcome(features: pl.DataFrame, companies: pl.DataFrame, day: date)
             f" - {metadata['created_after_the_day']} created after {day}",
             metadata,
         )
-    metadata["missing_sirens"] = missing.head(SAMPLE_ROWS).to_list()
-    metadata["unexpected_sirens"] = unexpected.head(SAMPLE_ROWS).to_list()
     return Outcome(
         False,
         ERROR,
-        f"{missing.len()} active companies have no features, {unexpected.len()} feature rows"
-        f" are not active companies of the day, {duplicated} are duplicates",
-        metadata,
+        f"{coverage.missing.len()} active companies have no features,"
+        f" {coverage.unexpected.len()} feature rows are not active companies of the day,"
+        f" {coverage.duplicated} are duplicates",
+        metadata | coverage.samples(),
     )
 
 

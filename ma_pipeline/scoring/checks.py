@@ -8,7 +8,7 @@ not published (``publication``), so the API and the marts keep serving the previ
 import polars as pl
 
 from ma_pipeline.features.drift import psi
-from ma_pipeline.features.quality import ERROR, SAMPLE_ROWS, Outcome
+from ma_pipeline.features.quality import ERROR, SAMPLE_ROWS, Coverage, Outcome
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.scoring.columns import SCORES
 
@@ -52,26 +52,20 @@ def no_nulls_outcome(scores: pl.DataFrame) -> Outcome:
 
 def coverage_outcome(scores: pl.DataFrame, features: pl.DataFrame) -> Outcome:
     """Exactly one row per company of the day's company_features."""
-    missing = features.join(scores, on="siren", how="anti")["siren"]
-    unexpected = scores.join(features, on="siren", how="anti")["siren"].unique(maintain_order=True)
-    duplicated = scores.height - scores["siren"].n_unique()
+    coverage = Coverage.of(scores, features)
     metadata: dict[str, object] = {
         "feature_rows": features.height,
         "score_rows": scores.height,
-        "missing": missing.len(),
-        "unexpected": unexpected.len(),
-        "duplicated": duplicated,
+        **coverage.counts(),
     }
-    if missing.is_empty() and unexpected.is_empty() and duplicated == 0:
+    if coverage.exact:
         return Outcome(True, ERROR, f"{scores.height} rows = the day's companies", metadata)
-    metadata["missing_sirens"] = missing.head(SAMPLE_ROWS).to_list()
-    metadata["unexpected_sirens"] = unexpected.head(SAMPLE_ROWS).to_list()
     return Outcome(
         False,
         ERROR,
-        f"{missing.len()} companies unscored, {unexpected.len()} rows for companies without"
-        f" features, {duplicated} duplicates",
-        metadata,
+        f"{coverage.missing.len()} companies unscored, {coverage.unexpected.len()} rows for"
+        f" companies without features, {coverage.duplicated} duplicates",
+        metadata | coverage.samples(),
     )
 
 
