@@ -15,13 +15,8 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.sandbox.kaspr_api import KasprSandbox, profile
 from ma_pipeline.scoring.assets import PUBLISHED_SCORES_KEY
-from ma_pipeline.scoring.contacts import (
-    CONTACT_FAILURES,
-    CONTACTS,
-    kaspr_contacts,
-    slugs_from_files,
-)
-from ma_pipeline.scoring.publication import ML_SCORES, publish, snapshot_paths
+from ma_pipeline.scoring.contacts import CONTACT_FAILURES, kaspr_contacts, slugs_from_files
+from ma_pipeline.scoring.publication import CONTACTS, ML_SCORES, publish, snapshot_paths
 from ma_pipeline.warehouse import (
     TableRef,
     Warehouse,

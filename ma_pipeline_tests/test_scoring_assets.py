@@ -26,8 +26,8 @@ from ma_pipeline.scoring.assets import (
 )
 from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA, SCORES
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.scoring.contacts import CONTACTS
 from ma_pipeline.scoring.publication import (
+    CONTACTS,
     ML_SCORES,
     PUBLISHED_SCORES,
     publications,

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import psycopg
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -226,3 +227,51 @@ def test_a_duckdb_file_locked_by_another_process_fails_naming_it(tmp_path: Path)
     finally:
         holder.kill()
         holder.wait()
+
+
+def _plan(pg_url: str, sql: str) -> str:
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(f"ANALYZE {TABLE.sql}")
+        return "\n".join(row[0] for row in conn.execute(f"EXPLAIN {sql}"))
+
+
+def _many_things(days: list[date]) -> pl.DataFrame:
+    """Enough rows per day for the planner to prefer an index to a scan."""
+    return pl.concat(
+        pl.DataFrame(
+            {"partition_date": [day] * 20_000, "siren": [f"{i:09d}" for i in range(20_000)]}
+        )
+        for day in days
+    )
+
+
+@pytest.mark.postgres
+def test_lookup_columns_are_read_through_an_index_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    """The API reads one company's rows of published_scores: no scan of every day's rows."""
+    warehouse = connect_warehouse(pg_url, tmp_path)
+    looked_up = TableRef(TABLE.schema, TABLE.name, lookup=("siren",))
+    warehouse.replace_partitions(looked_up, _many_things([D1, D2]), [D1, D2])
+
+    plan = _plan(
+        pg_url,
+        f"SELECT * FROM {TABLE.sql} WHERE siren = '000000042'"
+        f" AND partition_date BETWEEN '{D1}' AND '{D2}'",
+    )
+
+    assert "things_lookup_idx" in plan and "Seq Scan" not in plan
+
+
+@pytest.mark.postgres
+def test_a_table_written_before_its_lookup_was_declared_gets_the_index(
+    pg_url: str, tmp_path: Path
+) -> None:
+    warehouse = connect_warehouse(pg_url, tmp_path)
+    warehouse.replace_partitions(TABLE, _many_things([D1]), [D1])
+    lookup_sql = f"SELECT * FROM {TABLE.sql} WHERE siren = '000000042'"
+    assert "Seq Scan" in _plan(pg_url, lookup_sql)
+
+    looked_up = TableRef(TABLE.schema, TABLE.name, lookup=("siren",))
+    warehouse.replace_partitions(looked_up, _many_things([D2]), [D2])
+
+    assert "things_lookup_idx" in _plan(pg_url, lookup_sql)
+    assert warehouse.read(TABLE).height == 40_000

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from ma_pipeline.scoring.columns import SCORES
 from ma_pipeline.scoring.publication import (
+    CONTACTS,
     MODEL_VERSIONS,
     PUBLICATIONS,
     PUBLISHED_SCORES,
@@ -40,7 +41,6 @@ from serving.config import ApiSettings, sqlalchemy_url
 
 log = logging.getLogger(__name__)
 
-CONTACTS = TableRef("scoring", "kaspr_contacts")
 SCORE_COLUMNS = tuple(f"score_{s}" for s in SCORES)
 LIST_COLUMNS = (
     "siren",

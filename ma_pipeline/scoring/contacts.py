@@ -37,7 +37,12 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.scoring.assets import PUBLISHED_SCORES_KEY
-from ma_pipeline.scoring.publication import PUBLISHED_SCORES, export_contacts, snapshot_paths
+from ma_pipeline.scoring.publication import (
+    CONTACTS,
+    PUBLISHED_SCORES,
+    export_contacts,
+    snapshot_paths,
+)
 from ma_pipeline.warehouse import (
     PARTITION_COLUMN,
     WAREHOUSE_POOL,
@@ -48,7 +53,6 @@ from ma_pipeline.warehouse import (
 from ma_pipeline.warehouse.io_manager import write_metadata
 
 CONTACTS_KEY = dg.AssetKey(["scoring", "kaspr_contacts"])
-CONTACTS = TableRef("scoring", "kaspr_contacts")
 CONTACT_FAILURES = TableRef("scoring", "kaspr_contacts_failures")
 DIRIGEANTS = TableRef("enrichment", "pappers_dirigeants")
 LINKEDIN_FILES = "linkedin_profiles*.csv"

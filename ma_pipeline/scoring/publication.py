@@ -22,8 +22,9 @@ from ma_pipeline.scoring.columns import SCORES
 from ma_pipeline.warehouse import TableRef, Warehouse
 
 ML_SCORES = TableRef("scoring", "ml_scores")
-PUBLISHED_SCORES = TableRef("scoring", "published_scores")
+PUBLISHED_SCORES = TableRef("scoring", "published_scores", lookup=("siren",))
 PUBLICATIONS = TableRef("scoring", "score_publications")
+CONTACTS = TableRef("scoring", "kaspr_contacts", lookup=("siren",))
 # Written by the training code: one row per registered model version, its alias and metrics.
 MODEL_VERSIONS = TableRef("ml", "model_versions")
 

@@ -34,6 +34,9 @@ class TableRef:
 
     schema: str
     name: str
+    # Columns read one value at a time (the API's per-company reads): with the partition column,
+    # an index where the backend needs one for that. Not part of the table's identity.
+    lookup: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def sql(self) -> str:
@@ -102,8 +105,10 @@ class Warehouse(abc.ABC):
         """Serialise schema changes between concurrent writers."""
 
     @abc.abstractmethod
-    def _after_create(self, conn: Any, table: TableRef, partitioned: bool) -> None:
-        """Backend extras for a new table, such as an index on the partition column."""
+    def _ensure_indexes(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+        """Create the backend's indexes of the table that are missing (on the partition column,
+        on ``table.lookup``); on every write, so a table created before an index was declared
+        gets it too."""
 
     # ------------------------------------------------------------------------------- contract
     def replace_partitions(
@@ -303,6 +308,7 @@ class Warehouse(abc.ABC):
             for column in added:
                 column_type = sql_type(column, frame.schema[column], self.dialect)
                 self._execute(conn, f'ALTER TABLE {table.sql} ADD COLUMN "{column}" {column_type}')
+        self._ensure_indexes(conn, table, partitioned)
         return WriteReport(table, frame.height, columns_added=added)
 
     def _create(
@@ -312,7 +318,7 @@ class Warehouse(abc.ABC):
             f'"{c}" {sql_type(c, frame.schema[c], self.dialect)}' for c in frame.columns
         )
         self._execute(conn, f"CREATE TABLE {table.sql} ({columns})")
-        self._after_create(conn, table, partitioned)
+        self._ensure_indexes(conn, table, partitioned)
 
     def _insert(self, conn: Any, table: TableRef, frame: pl.DataFrame) -> None:
         if frame.is_empty():

@@ -102,8 +102,9 @@ class DuckDBWarehouse(Warehouse):
     def _lock_ddl(self, conn: Any) -> None:
         """Nothing to do: the file lock already makes this process the only writer."""
 
-    def _after_create(self, conn: Any, table: TableRef, partitioned: bool) -> None:
-        """Nothing to do: DuckDB's zone maps prune partitions without an index."""
+    def _ensure_indexes(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+        """Nothing to do: DuckDB's zone maps prune partitions without an index, and the API
+        reads the snapshot's files (sorted by SIREN), not these tables."""
 
     def _columns(self, conn: Any, table: TableRef) -> dict[str, str]:
         rows = conn.execute(

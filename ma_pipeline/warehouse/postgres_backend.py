@@ -97,10 +97,21 @@ class PostgresWarehouse(Warehouse):
     def _lock_ddl(self, conn: Any) -> None:
         self._execute(conn, f"SELECT pg_advisory_xact_lock({_DDL_LOCK_ID})")
 
-    def _after_create(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+    def _ensure_indexes(self, conn: Any, table: TableRef, partitioned: bool) -> None:
+        partition = (PARTITION_COLUMN,) if partitioned else ()
+        wanted: dict[str, tuple[str, ...]] = {}
         if partitioned:
-            self._execute(
-                conn,
-                f'CREATE INDEX IF NOT EXISTS "{table.name}_{PARTITION_COLUMN}_idx"'
-                f' ON {table.sql} ("{PARTITION_COLUMN}")',
-            )
+            wanted[f"{table.name}_{PARTITION_COLUMN}_idx"] = partition
+        if table.lookup:
+            wanted[f"{table.name}_lookup_idx"] = (*table.lookup, *partition)
+        existing = self._fetch(
+            conn,
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+            (table.schema, table.name),
+        )["indexname"].to_list()
+        missing = {name: cols for name, cols in wanted.items() if name not in existing}
+        if missing:
+            self._lock_ddl(conn)
+        for name, columns in missing.items():
+            listed = ", ".join(f'"{c}"' for c in columns)
+            self._execute(conn, f'CREATE INDEX IF NOT EXISTS "{name}" ON {table.sql} ({listed})')

@@ -10,6 +10,7 @@ import pytest
 
 from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
 from ma_pipeline.scoring.publication import (
+    CONTACTS,
     ML_SCORES,
     MODEL_VERSIONS,
     PUBLISHED_SCORES,
@@ -29,7 +30,6 @@ from ma_pipeline_tests.serving.conftest import (
     partition,
     publish_day,
 )
-from serving.published import CONTACTS
 
 SIREN = COMPANIES[7]
 UNKNOWN = sirens(1, start=90_000_000)[0]  # valid, never scored
