@@ -55,6 +55,7 @@ bench: install
 	python bench/bench_features.py
 	python bench/bench_scoring.py
 	python bench/bench_api.py
+	python -m bench.bench_lookup_index
 
 clean:
 	rm -rf $(MA_DATA_DIR) $(DAGSTER_HOME)
