@@ -1,14 +1,17 @@
 """The API's own store (keys, score requests) on SQLite and PostgreSQL, and the ma-api CLI."""
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from serving.auth import KeyRing
 from serving.cli import main
 from serving.config import sqlalchemy_url
-from serving.store import ApiStore, IdempotencyConflict, api_keys
+from serving.store import ApiKey, ApiStore, IdempotencyConflict, api_keys
 
 SIREN, OTHER = "443061841", "552100554"
 
@@ -48,6 +51,48 @@ def test_keys_are_stored_hashed_and_checked_by_id(store: ApiStore) -> None:
     assert found.scopes == {"scores:read", "contacts:read"} and found.rate_per_second == 5
     assert store.revoke_key(key_id) and not store.revoke_key(key_id)
     assert store.get_key(key_id).revoked_at is not None
+
+
+def test_one_query_per_key_at_a_time_and_expired_rows_answer_while_it_runs(
+    store: ApiStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load every request in flight finds an expired row at once: one query for them all,
+    and none of them waits for it."""
+    key, token = store.create_key("crm", ["scores:read"])
+    asked = []
+    get_key = store.get_key
+
+    def slow_get_key(key_id: str) -> ApiKey | None:
+        asked.append(key_id)
+        time.sleep(0.05)
+        if len(asked) == 1:
+            raise sa.exc.OperationalError("SELECT", {}, Exception("database restarting"))
+        return get_key(key_id)
+
+    monkeypatch.setattr(store, "get_key", slow_get_key)
+    ring = KeyRing(store, cache_seconds=0.5)
+
+    async def requests(n: int) -> list[ApiKey | BaseException | None]:
+        return await asyncio.gather(*(ring.verify(token) for _ in range(n)), return_exceptions=True)
+
+    async def after_expiry() -> tuple[list[ApiKey | BaseException | None], ApiKey | None]:
+        during = await requests(64)
+        await asyncio.sleep(0.3)  # the refresh lands
+        return during, await ring.verify(token)
+
+    failed = asyncio.run(requests(64))
+    answered = asyncio.run(requests(64))
+    assert len(asked) == 2  # one query for the 64 that failed, one for the 64 answered
+    assert all(isinstance(f, sa.exc.OperationalError) for f in failed)
+    assert all(isinstance(a, ApiKey) and a.id == key.id for a in answered)
+    assert asyncio.run(ring.verify(token + "x")) is None and len(asked) == 2
+
+    store.revoke_key(key.id)
+    time.sleep(0.6)  # the cached row expires
+    during, after = asyncio.run(after_expiry())
+
+    assert all(isinstance(d, ApiKey) for d in during)  # the last row read, while asking again
+    assert after is None and len(asked) == 3  # the revocation, read by one query
 
 
 def test_unknown_scopes_are_refused(store: ApiStore) -> None:
