@@ -12,14 +12,13 @@ one company over both days (median of 20 SIRENs).
 
 import argparse
 import statistics
-import time
 import uuid
-from collections.abc import Callable
 from datetime import date
 
 import psycopg
 
 from bench.bench_api import scratch_database
+from bench.bench_warehouse import timed
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
 
@@ -28,12 +27,6 @@ HISTORY = (
     "SELECT partition_date, score_ma FROM {table}"
     " WHERE siren = %s AND partition_date BETWEEN %s AND %s ORDER BY partition_date"
 )
-
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def main() -> None:
