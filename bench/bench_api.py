@@ -10,6 +10,8 @@ PostgreSQL database with ``--pg``) and publishes it, creates an API key, serves 
 uvicorn in a separate process exactly as ``ma-api serve`` does (JSON access log included, sent to
 a file), adds ``GET /bench/constant`` (same middleware, no key, no lookup), then runs wrk against
 each endpoint in turn: the company lookups draw a random SIREN of the partition per request.
+Last, for scale, the same wrk against a bare FastAPI app (one constant route, no middleware,
+the same FastAPI settings) in a process of its own: the framework's ceiling on this machine.
 """
 
 import argparse
@@ -56,6 +58,17 @@ def bench_app() -> FastAPI:
     return app
 
 
+def bare_app() -> FastAPI:
+    """FastAPI alone: one constant route, no middleware, no partition."""
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+
+    @app.get("/bench/constant")
+    async def constant() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 @contextmanager
 def scratch_database(server: str) -> Iterator[str]:
     name = f"ma_bench_api_{uuid.uuid4().hex[:8]}"
@@ -83,16 +96,18 @@ def prepare(data_dir: Path, warehouse_url: str, companies: list[str]) -> str:
 
 
 @contextmanager
-def server(port: int, workers: int, env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
-    """The app served in another process; yields its URL and pid once the partition is in
-    memory."""
-    command = [sys.executable, "-m", "bench.bench_api", "--serve", str(port), str(workers)]
+def server(
+    port: int, workers: int, env: dict[str, str], log: Path, factory: str = "bench_app"
+) -> Iterator[tuple[str, int]]:
+    """An app of this module served in another process; yields its URL and pid once it answers
+    (the API: once the partition is in memory)."""
+    command = [sys.executable, "-m", "bench.bench_api", "--serve", str(port), str(workers), factory]
     with log.open("w") as sink:
         process = subprocess.Popen(command, stderr=sink, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 600
-        while not _serving(url):
+        while not _serving(url, factory):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the API did not start; see {log}")
             time.sleep(0.5)
@@ -102,8 +117,10 @@ def server(port: int, workers: int, env: dict[str, str], log: Path) -> Iterator[
         process.wait()
 
 
-def _serving(url: str) -> bool:
+def _serving(url: str, factory: str) -> bool:
     try:
+        if factory == "bare_app":
+            return httpx.get(f"{url}/bench/constant").is_success
         return httpx.get(f"{url}/health").json().get("served_date") is not None
     except httpx.HTTPError:
         return False
@@ -176,15 +193,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each endpoint, interleaved")
     parser.add_argument("--pg", help="PostgreSQL server: publish and serve from a scratch database")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        port, workers = args.serve
+        port, workers, factory = args.serve
         uvicorn.run(
-            "bench.bench_api:bench_app",
+            f"bench.bench_api:{factory}",
             factory=True,
-            port=port,
-            workers=workers,
+            port=int(port),
+            workers=int(workers),
             access_log=False,
             log_config=log_config(),
         )
@@ -196,7 +213,7 @@ def main() -> None:
         token = prepare(data_dir, url, companies)
         lookups = Path(folder) / "sirens.txt"
         lookups.write_text("\n".join(companies[:: max(1, len(companies) // 100_000)]) + "\n")
-        runs: dict[str, list[dict[str, float]]] = {"constant": [], "company": []}
+        runs: dict[str, list[dict[str, float]]] = {"constant": [], "company": [], "bare": []}
         env = {"MA_DATA_DIR": str(data_dir), "MA_WAREHOUSE_URL": url}
         with server(args.port, args.workers, env, Path(folder) / "api.log") as (base, pid):
             print(f"server memory with the partition loaded: {memory_mb(pid):,.0f} MB")
@@ -211,6 +228,9 @@ def main() -> None:
                         script=["/v1/companies/", str(lookups)],
                     )
                 )
+        bare = server(args.port + 1, args.workers, {}, Path(folder) / "bare.log", "bare_app")
+        with bare as (base, pid):
+            runs["bare"] = [wrk(f"{base}/bench/constant", pid, args) for _ in range(args.rounds)]
     report(args, runs)
 
 
@@ -233,14 +253,19 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) ->
         f"{'endpoint':<26}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'server CPU µs/req':>19}{'socket errors':>15}"
     )
-    for name, path in (("constant", "/bench/constant"), ("company", "/v1/companies/{siren}")):
+    endpoints = {
+        "constant": "/bench/constant",
+        "company": "/v1/companies/{siren}",
+        "bare": "bare FastAPI constant",
+    }
+    for name, path in endpoints.items():
         for r in runs[name]:
             print(
                 f"{path:<26}{r['rps']:>12,.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
                 f"{r['cpu_us']:>19.0f}{r['errors']:>15}"
             )
-    best = {name: max(r["rps"] for r in runs[name]) for name in runs}
-    cpu = {name: min(r["cpu_us"] for r in runs[name]) for name in runs}
+    best = {name: max(r["rps"] for r in runs[name]) for name in ("constant", "company")}
+    cpu = {name: min(r["cpu_us"] for r in runs[name]) for name in ("constant", "company")}
     p99 = min(r["p99"] for r in runs["company"])
     print(
         f"ratio company/constant: {best['company'] / best['constant']:.2f} in requests/s (best"
