@@ -4,10 +4,12 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import psycopg
 import pytest
 
 from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA
 from ma_pipeline.scoring.publication import (
+    CONTACTS,
     ML_SCORES,
     PUBLISHED_SCORES,
     latest_published,
@@ -15,7 +17,7 @@ from ma_pipeline.scoring.publication import (
     publish,
     snapshot_paths,
 )
-from ma_pipeline.warehouse import Warehouse
+from ma_pipeline.warehouse import Warehouse, connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
 
 D1, D2 = date(2026, 11, 19), date(2026, 11, 20)
@@ -40,6 +42,28 @@ def test_publishing_copies_the_partition_and_records_it(warehouse: Warehouse) ->
     published = warehouse.read(PUBLISHED_SCORES, start=D2, end=D2).sort("siren")
     assert published.equals(ml_scores(D2, companies, seed=1).sort("siren"))
     assert list(published.schema) == list(ML_SCORES_SCHEMA)
+
+
+@pytest.mark.postgres
+def test_the_tables_the_api_reads_by_siren_are_indexed_by_siren_on_postgres(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The history and contacts routes read one company's rows per request."""
+    warehouse = connect_warehouse(pg_url, tmp_path)
+    warehouse.replace_partitions(ML_SCORES, ml_scores(D1, sirens(20)), [D1])
+    publish(warehouse, D1, run_id="run-1")
+    contacts = pl.DataFrame({"partition_date": [D1], "siren": [sirens(1)[0]], "nom": ["Durand"]})
+    warehouse.replace_partitions(CONTACTS, contacts, [D1])
+
+    with psycopg.connect(pg_url) as conn:
+        indexes = dict(
+            conn.execute(
+                "SELECT tablename, indexdef FROM pg_indexes WHERE indexname LIKE '%lookup%'"
+            )
+        )
+
+    for table in (PUBLISHED_SCORES, CONTACTS):
+        assert "(siren, partition_date)" in indexes[table.name]
 
 
 def test_an_unpublished_rerun_leaves_the_published_copy_in_place(warehouse: Warehouse) -> None:

@@ -151,6 +151,7 @@ class Warehouse(abc.ABC):
             )
             if same:
                 self._execute(conn, f"DELETE FROM {table.sql}")
+                self._ensure_indexes(conn, table, partitioned=False)
                 report = WriteReport(table, frame.height)
             else:
                 self._lock_ddl(conn)
