@@ -37,7 +37,7 @@ from ma_pipeline_tests.serving.conftest import TESTING, Api
 from ma_pipeline_tests.test_scoring_assets import Champions
 from serving.app import create_app
 from serving.config import ApiSettings
-from serving.schemas import Company, company_payload
+from serving.schemas import Company, company_json
 
 UNKNOWN = sirens(1, start=90_000_000)[0]  # a valid SIREN the sandbox does not know
 RAW_COMPANIES = TableRef("ingestion", "raw_companies")
@@ -204,8 +204,8 @@ def test_a_requested_score_equals_the_nightly_score_of_the_company_on_that_day(
     with api_store.open() as store:
         stored = {siren: store.get_request(i) for siren, i in asked.items()}
     for siren in (in_sirene, new):
-        row = nightly.row(by_predicate=pl.col("siren") == siren, named=True)
-        expected = Company.model_validate(company_payload(row)).model_dump(mode="json")
+        answer = nightly.filter(siren=siren).select(company_json()).item()
+        expected = Company.model_validate_json(answer).model_dump(mode="json")
         assert stored[siren].status == "completed"
         assert stored[siren].result | {"calculated_at": None} == expected | {"calculated_at": None}
     assert stored[in_sirene].result["scores"]["ma"]["reasons"][0]["feature"] in FEATURE_NAMES

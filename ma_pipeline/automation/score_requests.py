@@ -45,7 +45,7 @@ from ma_pipeline.warehouse import (
     table_for,
 )
 from serving.config import ApiSettings
-from serving.schemas import Company, company_payload
+from serving.schemas import Company, company_json
 from serving.store import PENDING, ApiStore
 
 JOB = "score_requests_job"
@@ -171,15 +171,15 @@ def score_sirens(
             except Exception as exc:
                 reasons[siren] = f"the company could not be scored ({type(exc).__name__})"
     results = {}
-    for row in (row for frame in frames for row in frame.iter_rows(named=True)):
+    for siren, answer in (r for f in frames for r in f.select("siren", company_json()).rows()):
         try:
-            payload = Company.model_validate(company_payload(row))
+            payload = Company.model_validate_json(answer)
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(map(str, problem["loc"]))
-            reasons[row["siren"]] = f"the model gave no valid result ({where}: {problem['msg']})"
+            reasons[siren] = f"the model gave no valid result ({where}: {problem['msg']})"
             continue
-        results[row["siren"]] = payload.model_dump(mode="json")
+        results[siren] = payload.model_dump(mode="json")
     for siren in set(active["siren"]) - set(results) - set(reasons):
         reasons[siren] = f"the company {siren} was created after {as_of}: nothing to score yet"
     return Scored(results, reasons, str(run.fatal) if run.fatal else None)
