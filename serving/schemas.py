@@ -129,17 +129,12 @@ _REASON_COLUMNS = {
 }
 
 
-def _number(column: str) -> pl.Expr:
-    return pl.col(column).fill_nan(None)  # NaN is not JSON
-
-
 def _score(score: str) -> pl.Expr:
     reasons = pl.concat_arr(  # an array, not a list: concat_list of structs is ~50x slower
-        pl.struct(feature=pl.col(f), value=pl.col(v), contribution=_number(c))
-        for f, v, c in _REASON_COLUMNS[score]
+        pl.struct(feature=f, value=v, contribution=c) for f, v, c in _REASON_COLUMNS[score]
     )
     return pl.struct(
-        value=_number(f"score_{score}"),
+        value=f"score_{score}",
         model_version=pl.col(f"model_version_{score}"),
         reasons=reasons.arr.to_list().list.filter(
             pl.element().struct.field("feature").is_not_null()
@@ -148,16 +143,16 @@ def _score(score: str) -> pl.Expr:
 
 
 def company_json() -> pl.Expr:
-    """Each ml_scores row as the Company response, in JSON: the company lookup answers a
-    published row (rendered once per partition, in Rust), and a completed score request the
-    row the pipeline scored for it."""
+    """Each ml_scores row as the Company response, in JSON (polars writes NaN as null): the
+    company lookup answers a published row (rendered once per partition, in Rust), and a
+    completed score request the row the pipeline scored for it."""
     return (
         pl.struct(
             siren="siren",
             date=pl.col("partition_date").dt.to_string(),
             profile=pl.struct(*PROFILE),
             scores=pl.struct(*(_score(s) for s in SCORES)),
-            confidence=_number("confidence"),
+            confidence="confidence",
             scorer="scorer",
             feature_hash="feature_hash",
             calculated_at=pl.col("calculated_at").dt.to_string("%Y-%m-%dT%H:%M:%S%.6f%:z"),
