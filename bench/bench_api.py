@@ -29,7 +29,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import uvicorn
 from fastapi import FastAPI
 
 from ma_pipeline.scoring.publication import ML_SCORES, publish, snapshot_paths
@@ -37,7 +36,7 @@ from ma_pipeline.warehouse import connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
 from serving.app import create_app
 from serving.config import ApiSettings
-from serving.observability import log_config
+from serving.server import serve
 from serving.store import ApiStore
 
 DAY = date(2026, 11, 20)
@@ -197,14 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         port, workers, factory = args.serve
-        uvicorn.run(
-            f"bench.bench_api:{factory}",
-            factory=True,
-            port=int(port),
-            workers=int(workers),
-            access_log=False,
-            log_config=log_config(),
-        )
+        serve(f"bench.bench_api:{factory}", "127.0.0.1", int(port), int(workers))
         return
 
     companies = sirens(args.companies)

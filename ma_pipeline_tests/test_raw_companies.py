@@ -276,6 +276,23 @@ def test_la_poste_siren_is_valid() -> None:
     assert siren_problem("356000000") is None
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("443061841", None),
+        ("443061842", "check digit is wrong (Luhn)"),
+        ("44306184", "must be 9 digits"),
+        ("443 061 841", "must be 9 digits"),
+        ("44306184\u00b9", "must be 9 digits"),  # superscript one: a digit to str.isdigit
+        ("\u0664\u0664\u0663\u0660\u0666\u0661\u0668\u0664\u0661", "must be 9 digits"),
+        ("", "missing"),
+        (None, "missing"),
+    ],
+)
+def test_siren_problem_names_what_is_wrong(value: str | None, problem: str | None) -> None:
+    assert siren_problem(value) == problem
+
+
 def test_the_sandbox_universe_is_deterministic_valid_and_moves_daily(data_dir: Path) -> None:
     def day(partition: str) -> pl.DataFrame:
         assert materialize(data_dir, partition=partition).success

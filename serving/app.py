@@ -1,4 +1,5 @@
-"""The FastAPI app factory: ``uvicorn --factory serving.app:create_app`` or ``ma-api serve``."""
+"""The FastAPI app factory, served by ``ma-api serve`` (or any ASGI server:
+``uvicorn --factory serving.app:create_app``)."""
 
 import gc
 import logging

@@ -9,23 +9,13 @@ ma-api keys revoke 1a2b3c4d5e6f
 import argparse
 import sys
 
-import uvicorn
-
-from serving.observability import log_config
+from serving.server import serve
 from serving.store import SCOPES, ApiStore
 
 
 def _serve(args: argparse.Namespace) -> int:
     _store().dispose()  # tables first, once, rather than by each worker at start-up
-    uvicorn.run(
-        "serving.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=False,
-        log_config=log_config(),
-    )
+    serve("serving.app:create_app", args.host, args.port, args.workers)
     return 0
 
 

@@ -310,7 +310,7 @@ class Partition:
     def company(self, siren: str) -> bytes | None:
         """The company's answer (JSON), or None when it is not in the partition."""
         key = int(siren)
-        index = int(np.searchsorted(self.sirens, key))
+        index = int(self.sirens.searchsorted(key))
         if index == len(self.sirens) or self.sirens[index] != key:
             return None
         return self.answers[index]
