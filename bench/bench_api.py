@@ -196,8 +196,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         port, workers, factory = args.serve
-        serve(f"bench.bench_api:{factory}", "127.0.0.1", int(port), int(workers))
-        return
+        sys.exit(serve(f"bench.bench_api:{factory}", "127.0.0.1", int(port), int(workers)))
 
     companies = sirens(args.companies)
     with tempfile.TemporaryDirectory() as folder, _warehouse(args.pg, Path(folder)) as url:

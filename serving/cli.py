@@ -15,8 +15,7 @@ from serving.store import SCOPES, ApiStore
 
 def _serve(args: argparse.Namespace) -> int:
     _store().dispose()  # tables first, once, rather than by each worker at start-up
-    serve("serving.app:create_app", args.host, args.port, args.workers)
-    return 0
+    return serve("serving.app:create_app", args.host, args.port, args.workers)
 
 
 def _store() -> ApiStore:

@@ -1,12 +1,22 @@
-"""How ``ma-api serve`` runs the app: uvicorn with JSON logs, each answer sent in one write."""
+"""How ``ma-api serve`` runs the app: uvicorn with JSON logs, each answer sent in one write, and
+workers with a listening socket each."""
 
 import asyncio
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+import threading
 from typing import Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.observability import log_config
+
+log = logging.getLogger(__name__)
+STARTUP_FAILURE = 3  # uvicorn's exit code when a server cannot start
 
 
 class _CoalescingTransport:
@@ -57,15 +67,80 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(cast(asyncio.Transport, coalescing))
 
 
-def serve(app: str, host: str, port: int, workers: int) -> None:
-    """Serve the app factory ``app`` (``module:function``) until interrupted."""
-    uvicorn.run(
-        app,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=CoalescingHttpToolsProtocol,
-        access_log=False,  # the API writes its own line per request
-        log_config=log_config(),
-    )
+def _worker(config: uvicorn.Config) -> None:
+    """One worker process: its own socket on the shared port, then uvicorn's server."""
+    config.configure_logging()  # the parent's configuration is not inherited by a spawned child
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    try:
+        listening = socket.create_server(
+            (config.host, config.port), family=family, backlog=config.backlog, reuse_port=True
+        )
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
+        sys.exit(STARTUP_FAILURE)
+    server = uvicorn.Server(config)
+    server.run(sockets=[listening])
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+class Workers:
+    """``count`` uvicorn servers in processes of their own, each listening on the port with its
+    own socket (``SO_REUSEPORT``), so the kernel spreads new connections evenly over them.
+
+    uvicorn's ``--workers`` share one socket and whichever accepts first takes a burst: 64
+    connections opened at once were split 64/0, 44/20 or 49/15 over two workers, and each
+    kept-alive connection stays where it landed; the loaded worker's queue made the p99. A worker
+    that dies is replaced; SIGINT or SIGTERM stops them all. As with any ``SO_REUSEPORT`` server,
+    another such server of the same user on the same port would share its connections.
+    """
+
+    def __init__(self, config: uvicorn.Config, count: int) -> None:
+        self.config = config
+        self.count = count
+        self._stop = threading.Event()
+
+    def _start(self) -> multiprocessing.process.BaseProcess:
+        process = multiprocessing.get_context("spawn").Process(
+            target=_worker, args=(self.config,), name="ma-api worker"
+        )
+        process.start()
+        return process
+
+    def run(self) -> int:
+        """Serve until stopped; 0, or STARTUP_FAILURE when a worker could not start."""
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, lambda *_: self._stop.set())
+        processes = [self._start() for _ in range(self.count)]
+        code = 0
+        while not self._stop.wait(0.5):
+            for i, process in enumerate(processes):
+                if process.exitcode == STARTUP_FAILURE:
+                    code = STARTUP_FAILURE
+                    self._stop.set()
+                elif process.exitcode is not None:
+                    log.warning(
+                        "worker %s exited (%s): starting another", process.pid, process.exitcode
+                    )
+                    processes[i] = self._start()
+        for process in processes:
+            process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+        for process in processes:
+            process.join()
+        return code
+
+
+def serve(app: str, host: str, port: int, workers: int) -> int:
+    """Serve the app factory ``app`` (``module:function``) until stopped; the exit code."""
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "http": CoalescingHttpToolsProtocol,
+        "access_log": False,  # the API writes its own line per request
+        "log_config": log_config(),
+    }
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    return Workers(uvicorn.Config(app, **options), workers).run()

@@ -2,8 +2,13 @@
 socket's edge) and over real connections to a uvicorn server."""
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -171,3 +176,91 @@ def test_the_served_api_answers_over_real_connections(
     head, body = received.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert orjson.loads(body)["siren"] == COMPANIES[0]
+
+
+def socket_count(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if str(fd.readlink()).startswith("socket:"))
+
+
+def serving_workers(pid: int) -> list[int]:
+    """The worker processes of ``ma-api serve`` (multiprocessing's resource tracker left out)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    children = [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    return [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def wait_until_serving(url: str, server: subprocess.Popen[bytes]) -> None:
+    """Until ten new connections in a row (spread over the workers) are answered."""
+    deadline = time.monotonic() + 120
+    answered = 0
+    while answered < 10:
+        assert server.poll() is None and time.monotonic() < deadline, "the API did not start"
+        try:
+            answered = answered + 1 if httpx.get(f"{url}/health", timeout=60).is_success else 0
+        except httpx.TransportError:
+            answered = 0
+            time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
+def test_every_worker_answers_and_a_dead_one_is_replaced(
+    warehouse_url: str, data_dir: Path, published: dict[date, pl.DataFrame]
+) -> None:
+    env = os.environ | {"MA_DATA_DIR": str(data_dir), "MA_WAREHOUSE_URL": warehouse_url}
+    settings = ApiSettings(data_dir=data_dir, warehouse_url=warehouse_url)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("ma-api")), "serve", "--port", str(port)]
+    parent = subprocess.Popen([*command, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(url, parent)
+        store = ApiStore(settings.api_database)
+        header = f"X-API-Key: {store.create_key('test', ['scores:read'])[1]}"
+        store.dispose()
+        workers = serving_workers(parent.pid)
+        before = {pid: socket_count(pid) for pid in workers}
+
+        # 64 connections opened before any is answered, as a client's pool does
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+        try:
+            for connection, siren in zip(connections, COMPANIES, strict=False):
+                connection.sendall(
+                    f"GET /v1/companies/{siren} HTTP/1.1\r\nHost: t\r\n{header}\r\n\r\n".encode()
+                )
+            assert all(c.recv(65536).startswith(b"HTTP/1.1 200 OK") for c in connections)
+            shares = [socket_count(pid) - before[pid] for pid in workers]
+        finally:
+            for connection in connections:
+                connection.close()
+        # Each worker listens and answers (the even spread under load is measured by bench_api).
+        assert sum(shares) == 64 and min(shares) >= 12, shares
+
+        os.kill(workers[0], signal.SIGKILL)  # a worker dies: another takes its place
+        deadline = time.monotonic() + 60
+        while len(replaced := serving_workers(parent.pid)) < 2 or workers[0] in replaced:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        with httpx.Client(base_url=url) as client:
+            assert all(client.get("/health").status_code == 200 for _ in range(20))
+    finally:
+        parent.terminate()  # SIGTERM: every worker stops too
+        assert parent.wait(60) == 0
+    assert not Path(f"/proc/{workers[1]}").exists()
+
+
+def test_workers_that_cannot_listen_stop_the_server(data_dir: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # not SO_REUSEPORT: the port is busy
+        port = taken.getsockname()[1]
+        command = [str(Path(sys.executable).with_name("ma-api")), "serve", "--port", str(port)]
+        serving = subprocess.run(
+            [*command, "--workers", "2"], capture_output=True, text=True, timeout=120
+        )
+    assert serving.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in serving.stderr
