@@ -318,10 +318,10 @@ def test_the_key_is_in_no_repr() -> None:
 def test_the_rate_limit_holds_at_the_sandbox(data_dir: Path) -> None:
     """Arrival times recorded by the sandbox: no one-second window exceeds the limit. The margin
     absorbs the scheduling delay between a grant and its arrival, which a loaded CI machine
-    stretches well past the default 10 ms."""
+    stretches well past the default 10 ms (past 100 ms once, with two test workers on 2 cores)."""
     transport = sandbox()
     pappers = {"transport": transport, "rate_per_second": 30.0, "concurrency": 16}
-    resources = make_resources(data_dir, pappers={**pappers, "rate_margin_s": 0.1})
+    resources = make_resources(data_dir, pappers={**pappers, "rate_margin_s": 0.3})
     warehouse = connect_warehouse("", data_dir)
     sirens = [str(s) for s in transport.world.sirens[:75]]
     run = resources["pappers"].enrich(sirens, warehouse)
