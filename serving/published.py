@@ -290,7 +290,7 @@ class Partition:
 
     publication: Publication
     frame: pl.DataFrame
-    sirens: np.ndarray  # the SIRENs as int64, sorted: np.searchsorted takes ~1 µs
+    sirens: np.ndarray  # the SIRENs as int64, sorted: a binary search takes ~1 µs
     answers: Answers
 
     @classmethod

@@ -11,12 +11,12 @@ import threading
 from typing import Any, cast
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from serving.observability import log_config
 
 log = logging.getLogger(__name__)
-STARTUP_FAILURE = 3  # uvicorn's exit code when a server cannot start
 
 
 class _CoalescingTransport:

@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.server import ServerState
 
 from ma_pipeline_tests.serving.conftest import COMPANIES, D2, TESTING
@@ -29,6 +30,21 @@ from serving.server import CoalescingHttpToolsProtocol
 from serving.store import ApiStore
 
 GET = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+
+
+def new_key(settings: ApiSettings) -> str:
+    """The token of a new ``scores:read`` key in the API's database."""
+    store = ApiStore(settings.api_database)
+    store.create_tables()
+    _, token = store.create_key("test", ["scores:read"])
+    store.dispose()
+    return token
+
+
+def ma_api_serve(port: int) -> list[str]:
+    """The command line of ``ma-api serve --workers 2`` on ``port``."""
+    ma_api = Path(sys.executable).with_name("ma-api")
+    return [str(ma_api), "serve", "--port", str(port), "--workers", "2"]
 
 
 class RecordingTransport(asyncio.Transport):
@@ -133,10 +149,7 @@ def server(
     """The API served by uvicorn with ``ma-api serve``'s protocol, on a free port; its URL and
     the headers of a key."""
     settings = ApiSettings(data_dir=data_dir, warehouse_url=warehouse_url, **TESTING)
-    store = ApiStore(settings.api_database)
-    store.create_tables()
-    _, token = store.create_key("test", ["scores:read"])
-    store.dispose()
+    token = new_key(settings)
     config = uvicorn.Config(
         create_app(settings), port=0, http=CoalescingHttpToolsProtocol, log_config=None
     )
@@ -178,9 +191,16 @@ def test_the_served_api_answers_over_real_connections(
     assert orjson.loads(body)["siren"] == COMPANIES[0]
 
 
-def socket_count(pid: int) -> int:
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if str(fd.readlink()).startswith("socket:"))
+def sockets(pid: int) -> list[str]:
+    """The process's sockets, as ``socket:[inode]``."""
+    links = (str(fd.readlink()) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    return [link for link in links if link.startswith("socket:")]
+
+
+def listening(port: int) -> set[str]:
+    """The sockets listening on ``port`` (IPv4), as ``socket:[inode]``."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return {f"socket:[{r[9]}]" for r in rows if r[1].endswith(f":{port:04X}") and r[3] == "0A"}
 
 
 def serving_workers(pid: int) -> list[int]:
@@ -214,18 +234,17 @@ def test_every_worker_answers_and_a_dead_one_is_replaced(
     warehouse_url: str, data_dir: Path, published: dict[date, pl.DataFrame]
 ) -> None:
     env = os.environ | {"MA_DATA_DIR": str(data_dir), "MA_WAREHOUSE_URL": warehouse_url}
-    settings = ApiSettings(data_dir=data_dir, warehouse_url=warehouse_url)
     port = free_port()
-    command = [str(Path(sys.executable).with_name("ma-api")), "serve", "--port", str(port)]
-    parent = subprocess.Popen([*command, "--workers", "2"], env=env, stderr=subprocess.DEVNULL)
+    parent = subprocess.Popen(ma_api_serve(port), env=env, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(url, parent)
-        store = ApiStore(settings.api_database)
-        header = f"X-API-Key: {store.create_key('test', ['scores:read'])[1]}"
-        store.dispose()
+        header = f"X-API-Key: {new_key(ApiSettings(data_dir, warehouse_url))}"
         workers = serving_workers(parent.pid)
-        before = {pid: socket_count(pid) for pid in workers}
+        # A listening socket of its own in each worker (uvicorn's workers share one).
+        own = [listening(port).intersection(sockets(pid)) for pid in workers]
+        assert len(own) == 2 and all(len(s) == 1 for s in own) and own[0] != own[1], own
+        before = {pid: len(sockets(pid)) for pid in workers}
 
         # 64 connections opened before any is answered, as a client's pool does
         connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
@@ -235,7 +254,7 @@ def test_every_worker_answers_and_a_dead_one_is_replaced(
                     f"GET /v1/companies/{siren} HTTP/1.1\r\nHost: t\r\n{header}\r\n\r\n".encode()
                 )
             assert all(c.recv(65536).startswith(b"HTTP/1.1 200 OK") for c in connections)
-            shares = [socket_count(pid) - before[pid] for pid in workers]
+            shares = [len(sockets(pid)) - before[pid] for pid in workers]
         finally:
             for connection in connections:
                 connection.close()
@@ -258,9 +277,6 @@ def test_every_worker_answers_and_a_dead_one_is_replaced(
 def test_workers_that_cannot_listen_stop_the_server(data_dir: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:  # not SO_REUSEPORT: the port is busy
         port = taken.getsockname()[1]
-        command = [str(Path(sys.executable).with_name("ma-api")), "serve", "--port", str(port)]
-        serving = subprocess.run(
-            [*command, "--workers", "2"], capture_output=True, text=True, timeout=120
-        )
-    assert serving.returncode == 3
+        serving = subprocess.run(ma_api_serve(port), capture_output=True, text=True, timeout=120)
+    assert serving.returncode == STARTUP_FAILURE
     assert f"cannot listen on 127.0.0.1:{port}" in serving.stderr
