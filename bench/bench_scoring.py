@@ -38,7 +38,7 @@ from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
 from ma_pipeline.ml.scorer import LightGBMScorer, Scorer
 from ma_pipeline.ml.train import TrainingConfig, fit
-from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA, SCORES
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
 from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.scoring.publication import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.warehouse import connect_warehouse

@@ -7,7 +7,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
 from ma_pipeline.scoring.publication import (
     CONTACTS,
     ML_SCORES,

@@ -28,7 +28,7 @@ from ma_pipeline.jobs import score_requests_job
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES
 from ma_pipeline.ml.registry import MODEL_NAMES
-from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.conftest import SANDBOX_DAY, make_resources, sandbox_features

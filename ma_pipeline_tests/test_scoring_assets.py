@@ -24,7 +24,7 @@ from ma_pipeline.scoring.assets import (
     ml_scores_blocking_checks,
     published_scores,
 )
-from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA, SCORES
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
 from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.scoring.publication import (
     CONTACTS,

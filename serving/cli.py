@@ -9,6 +9,7 @@ ma-api keys revoke 1a2b3c4d5e6f
 import argparse
 import sys
 
+from serving.config import ApiSettings
 from serving.server import serve
 from serving.store import SCOPES, ApiStore
 
@@ -19,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _store() -> ApiStore:
-    store = ApiStore.from_env()
+    store = ApiStore(ApiSettings.from_env().api_database)
     store.create_tables()
     return store
 

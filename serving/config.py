@@ -2,20 +2,10 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import sqlalchemy as sa
 
 from ma_pipeline import settings
-from ma_pipeline.scoring.publication import SnapshotPaths, snapshot_paths
-
-
-def sqlalchemy_url(url: str) -> str:
-    """Name the psycopg 3 driver in ``postgresql://`` URLs (SQLAlchemy defaults to psycopg2)."""
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
+from ma_pipeline.contracts import api_store
+from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
 
 
 @dataclass(frozen=True)
@@ -46,7 +36,7 @@ class ApiSettings:
     @property
     def on_postgres(self) -> bool:
         """PostgreSQL mode; otherwise the warehouse is DuckDB and the API reads its snapshot."""
-        return urlsplit(self.warehouse_url).scheme.split("+", 1)[0] in ("postgresql", "postgres")
+        return api_store.on_postgres(self.warehouse_url)
 
     @property
     def snapshot(self) -> SnapshotPaths:
@@ -56,8 +46,4 @@ class ApiSettings:
     def api_database(self) -> str:
         """Where API keys and score requests live: never the DuckDB warehouse, which the API
         must not write while the pipeline holds its lock."""
-        if self.api_db_url:
-            return sqlalchemy_url(self.api_db_url)
-        if self.on_postgres:
-            return sqlalchemy_url(self.warehouse_url)
-        return f"sqlite:///{self.data_dir.resolve() / 'api.sqlite'}"
+        return api_store.api_database(self.data_dir, self.warehouse_url, self.api_db_url)

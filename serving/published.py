@@ -3,7 +3,7 @@ published partition in memory.
 
 DuckDB mode reads the Parquet snapshot under ``$MA_DATA_DIR/published/`` and never opens the
 warehouse file, whose lock the pipeline holds while it writes; PostgreSQL mode reads
-``scoring.published_scores`` through SQLAlchemy, joined to ``scoring.score_publications``. Either
+``serving.published_scores`` through SQLAlchemy, joined to ``serving.score_publications``. Either
 way only partitions listed in the publications record are served.
 
 Scores change once a day, so ``Served`` keeps the newest published partition in memory, sorted by
@@ -27,17 +27,19 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from ma_pipeline.scoring.columns import SCORES
-from ma_pipeline.scoring.publication import (
-    CONTACTS,
-    MODEL_VERSIONS,
-    PUBLICATIONS,
+from ma_pipeline.contracts.answers import company_json
+from ma_pipeline.contracts.api_store import sqlalchemy_url
+from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.contracts.snapshot import SnapshotPaths
+from ma_pipeline.contracts.tables import (
+    PUBLISHED_CONTACTS,
+    PUBLISHED_MODEL_VERSIONS,
     PUBLISHED_SCORES,
-    SnapshotPaths,
+    SCORE_PUBLICATIONS,
+    TableRef,
 )
-from ma_pipeline.warehouse import TableRef, connect_warehouse
-from serving.config import ApiSettings, sqlalchemy_url
-from serving.schemas import company_json
+from ma_pipeline.warehouse import connect_warehouse
+from serving.config import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,7 @@ class PostgresStore:
         self.warehouse = connect_warehouse(url, data_dir)
 
     def publications(self) -> list[Publication]:
-        table = _table(PUBLICATIONS, PUBLICATION_COLUMNS)
+        table = _table(SCORE_PUBLICATIONS, PUBLICATION_COLUMNS)
         rows = self._rows(sa.select(*table.c).order_by(table.c.partition_date.desc()))
         return [Publication(*row.values()) for row in rows]
 
@@ -199,7 +201,7 @@ class PostgresStore:
 
     def history(self, siren: str, start: date, end: date) -> list[dict[str, Any]]:
         scores = _table(PUBLISHED_SCORES, ("siren", *HISTORY_COLUMNS))
-        published = _table(PUBLICATIONS, ["partition_date"])
+        published = _table(SCORE_PUBLICATIONS, ["partition_date"])
         return self._rows(
             sa.select(*(scores.c[c] for c in HISTORY_COLUMNS))
             .select_from(
@@ -210,15 +212,16 @@ class PostgresStore:
         )
 
     def champions(self) -> list[dict[str, Any]]:
-        versions = _table(MODEL_VERSIONS, ("alias", *MODEL_COLUMNS))
+        versions = _table(PUBLISHED_MODEL_VERSIONS, ("partition_date", "alias", *MODEL_COLUMNS))
+        newest = sa.select(sa.func.max(versions.c.partition_date)).scalar_subquery()
         return self._rows(
             sa.select(*(versions.c[c] for c in MODEL_COLUMNS))
-            .where(versions.c.alias == "champion")
+            .where(versions.c.alias == "champion", versions.c.partition_date == newest)
             .order_by(versions.c.score)
         )
 
     def contacts(self, siren: str) -> list[dict[str, Any]]:
-        contacts = _table(CONTACTS, ("siren", *CONTACT_COLUMNS))
+        contacts = _table(PUBLISHED_CONTACTS, ("siren", *CONTACT_COLUMNS))
         latest = (
             sa.select(sa.func.max(contacts.c.partition_date))
             .where(contacts.c.siren == siren)

@@ -17,12 +17,11 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel
 
-from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.contracts.answers import EXAMPLE_SIREN, Company, valid_siren
+from ma_pipeline.contracts.scores import SCORES
 from serving.auth import authorize
 from serving.published import Partition, Served
 from serving.schemas import (
-    EXAMPLE_SIREN,
-    Company,
     CompanyHistory,
     ContactList,
     Error,
@@ -33,7 +32,6 @@ from serving.schemas import (
     ScoreRequestIn,
     ScoreRequestOut,
     SectorList,
-    valid_siren,
 )
 from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest
 

@@ -2,164 +2,25 @@
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import polars as pl
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ma_pipeline.lib.siren import siren_problem
-from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
+from ma_pipeline.contracts.answers import (
+    EXAMPLE_DATE,
+    EXAMPLE_SIREN,
+    Siren,
+    examples,
+)
 
-EXAMPLE_SIREN = "443061841"
-EXAMPLE_DATE = "2026-11-20"
 NAF_PATTERN = r"^(\d{2}\.\d{2}[A-Z]|\d{2}|[A-U])$"
 DEPARTEMENT_PATTERN = r"^(\d{2}|2[AB]|97\d)$"
 SortKey = Literal["score_ma", "score_croissance", "score_stabilite"]
 
 
-def valid_siren(value: str) -> str:
-    problem = siren_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("siren", problem)
-    return value
-
-
-Siren = Annotated[
-    str,
-    AfterValidator(valid_siren),
-    Field(description="9 digits, the last one a Luhn check digit", examples=[EXAMPLE_SIREN]),
-]
-
-
-def _examples(*examples: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
-
-
 class Error(BaseModel):
     detail: str = Field(description="What went wrong, for a human")
-    model_config = _examples({"detail": "siren '443061842': check digit is wrong (Luhn)"})
-
-
-class Reason(BaseModel):
-    feature: str
-    value: str | None = Field(description="The feature's value, as shown")
-    contribution: float = Field(description="Signed contribution to the score")
-
-
-class Score(BaseModel):
-    value: float = Field(ge=0, le=100)
-    model_version: str | None
-    reasons: list[Reason] = Field(description="Top reasons, strongest first")
-
-
-class Scores(BaseModel):
-    ma: Score = Field(description="Likelihood of a change of control")
-    croissance: Score
-    stabilite: Score
-
-
-class Profile(BaseModel):
-    nom_entreprise: str | None
-    activite_principale: str | None = Field(description="NAF sous-classe, e.g. 62.01Z")
-    naf_section: str | None
-    naf_division: str | None
-    departement: str | None = Field(description="COG code: 75, 2A, 974")
-    region: str | None = Field(description="COG code")
-
-
-_REASONS = [
-    {"feature": "age_dirigeant_max", "value": "67", "contribution": 8.4},
-    {"feature": "croissance_ca_1an", "value": "-0.12", "contribution": 3.1},
-]
-
-
-class Company(BaseModel):
-    siren: str
-    date: dt.date = Field(
-        description="The published partition these scores come from; in a score request's"
-        " result, the day they were computed as of"
-    )
-    profile: Profile
-    scores: Scores
-    confidence: float | None = Field(ge=0, le=100)
-    scorer: str = Field(description="champion or rule_baseline")
-    feature_hash: str | None
-    calculated_at: dt.datetime
-    model_config = _examples(
-        {
-            "siren": EXAMPLE_SIREN,
-            "date": EXAMPLE_DATE,
-            "profile": {
-                "nom_entreprise": "SOCIETE EXEMPLE",
-                "activite_principale": "62.01Z",
-                "naf_section": "J",
-                "naf_division": "62",
-                "departement": "75",
-                "region": "11",
-            },
-            "scores": {
-                "ma": {"value": 81.5, "model_version": "ma_pipeline_ma/3", "reasons": _REASONS},
-                "croissance": {
-                    "value": 42.0,
-                    "model_version": "ma_pipeline_croissance/3",
-                    "reasons": _REASONS,
-                },
-                "stabilite": {
-                    "value": 66.3,
-                    "model_version": "ma_pipeline_stabilite/3",
-                    "reasons": _REASONS,
-                },
-            },
-            "confidence": 88.0,
-            "scorer": "champion",
-            "feature_hash": "00000000000000a1",
-            "calculated_at": "2026-11-20T02:00:00Z",
-        }
-    )
-
-
-# Column names of the company payload, computed once rather than per call.
-_REASON_COLUMNS = {
-    s: [
-        (f"{s}_reason_{k}_feature", f"{s}_reason_{k}_value", f"{s}_reason_{k}_contribution")
-        for k in range(1, TOP_REASONS + 1)
-    ]
-    for s in SCORES
-}
-
-
-def _score(score: str) -> pl.Expr:
-    reasons = pl.concat_arr(  # an array, not a list: concat_list of structs is ~50x slower
-        pl.struct(feature=f, value=v, contribution=c) for f, v, c in _REASON_COLUMNS[score]
-    )
-    return pl.struct(
-        value=f"score_{score}",
-        model_version=pl.col(f"model_version_{score}"),
-        reasons=reasons.arr.to_list().list.filter(
-            pl.element().struct.field("feature").is_not_null()
-        ),
-    ).alias(score)
-
-
-def company_json() -> pl.Expr:
-    """Each ml_scores row as the Company response, in JSON (polars writes NaN as null): the
-    company lookup answers a published row (rendered once per partition, in Rust), and a
-    completed score request the row the pipeline scored for it."""
-    return (
-        pl.struct(
-            siren="siren",
-            date=pl.col("partition_date").dt.to_string(),
-            profile=pl.struct(*PROFILE),
-            scores=pl.struct(*(_score(s) for s in SCORES)),
-            confidence="confidence",
-            scorer="scorer",
-            feature_hash="feature_hash",
-            calculated_at=pl.col("calculated_at").dt.to_string("%Y-%m-%dT%H:%M:%S%.6f%:z"),
-        )
-        .struct.json_encode()
-        .alias("answer")
-    )
+    model_config = examples({"detail": "siren '443061842': check digit is wrong (Luhn)"})
 
 
 class ScoreValues(BaseModel):
@@ -185,7 +46,7 @@ class HistoryPoint(BaseModel):
 class CompanyHistory(BaseModel):
     siren: str
     items: list[HistoryPoint] = Field(description="One point per published day, oldest first")
-    model_config = _examples(
+    model_config = examples(
         {
             "siren": EXAMPLE_SIREN,
             "items": [
@@ -243,7 +104,7 @@ class ScorePage(BaseModel):
     sort: SortKey
     items: list[ScoreListItem]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end")
-    model_config = _examples(
+    model_config = examples(
         {
             "date": EXAMPLE_DATE,
             "sort": "score_ma",
@@ -273,7 +134,7 @@ class Sector(BaseModel):
 class SectorList(BaseModel):
     date: dt.date
     items: list[Sector]
-    model_config = _examples(
+    model_config = examples(
         {
             "date": EXAMPLE_DATE,
             "items": [
@@ -301,7 +162,7 @@ class ModelVersion(BaseModel):
 
 class ModelList(BaseModel):
     items: list[ModelVersion] = Field(description="The champion of each score")
-    model_config = _examples(
+    model_config = examples(
         {
             "items": [
                 {
@@ -332,7 +193,7 @@ class Contact(BaseModel):
 class ContactList(BaseModel):
     siren: str
     items: list[Contact] = Field(description="The company's latest contact lookup")
-    model_config = _examples(
+    model_config = examples(
         {
             "siren": EXAMPLE_SIREN,
             "items": [
@@ -353,7 +214,7 @@ class ContactList(BaseModel):
 
 class ScoreRequestIn(BaseModel):
     siren: Siren
-    model_config = _examples({"siren": EXAMPLE_SIREN})
+    model_config = examples({"siren": EXAMPLE_SIREN})
 
 
 class ScoreRequestOut(BaseModel):
@@ -367,7 +228,7 @@ class ScoreRequestOut(BaseModel):
         " (the shape of GET /v1/companies/{siren}), computed with the champion as of `date`"
     )
     failure_reason: str | None
-    model_config = _examples(
+    model_config = examples(
         {
             "id": "0b6f3c1e-4f1a-4f7e-9d59-2b8f0f0e6c11",
             "siren": EXAMPLE_SIREN,
@@ -384,6 +245,6 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(description="'ok' or the reason, per dependency")
     served_date: dt.date | None = Field(description="The partition in memory; null before any")
-    model_config = _examples(
+    model_config = examples(
         {"status": "ok", "checks": {"scores": "ok", "api_db": "ok"}, "served_date": EXAMPLE_DATE}
     )

@@ -19,7 +19,7 @@ from typing import Literal
 
 import polars as pl
 
-from ma_pipeline.lib.siren import siren_problem
+from ma_pipeline.contracts.siren import siren_problem
 
 Kind = Literal["text", "date", "datetime", "int"]
 

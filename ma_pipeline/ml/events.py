@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ma_pipeline.lib.siren import siren_problem
+from ma_pipeline.contracts.siren import siren_problem
 from ma_pipeline.ml.dataset import add_months
 from ma_pipeline.sandbox.world import world
 

@@ -18,7 +18,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from ma_pipeline.lib.siren import with_check_digit
+from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline.reference import departements, naf_hierarchy
 from ma_pipeline.sandbox.universe import population
 

@@ -33,7 +33,7 @@ from ma_pipeline.scoring.checks import (
     in_range_outcome,
     no_nulls_outcome,
 )
-from ma_pipeline.scoring.columns import ML_SCORES_SCHEMA
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
 from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.scoring.publication import (
     PUBLISHED_SCORES,

@@ -10,7 +10,7 @@ import polars as pl
 from ma_pipeline.features.drift import psi
 from ma_pipeline.features.quality import ERROR, SAMPLE_ROWS, Coverage, Outcome
 from ma_pipeline.lib.metadata import preview
-from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.contracts.scores import SCORES
 
 SCORE_COLUMNS = [f"score_{s}" for s in SCORES]
 BOUNDED = [*SCORE_COLUMNS, "confidence"]

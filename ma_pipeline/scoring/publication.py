@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.warehouse import TableRef, Warehouse
 
 ML_SCORES = TableRef("scoring", "ml_scores")

@@ -1,6 +1,7 @@
 """The warehouse: tables per asset on DuckDB or PostgreSQL, with one partition contract."""
 
-from ma_pipeline.warehouse.base import PARTITION_COLUMN, TableRef, Warehouse, WriteReport
+from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef
+from ma_pipeline.warehouse.base import Warehouse, WriteReport
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError, WarehouseError
 from ma_pipeline.warehouse.io_manager import WarehouseIOManager, table_for
 from ma_pipeline.warehouse.resource import WarehouseResource, connect_warehouse

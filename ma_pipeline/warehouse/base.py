@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError
 from ma_pipeline.warehouse.types import (
     compatible,
@@ -24,26 +25,6 @@ from ma_pipeline.warehouse.types import (
     sql_type,
     untyped,
 )
-
-PARTITION_COLUMN = "partition_date"
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """A table, addressed as ``schema.name`` (one schema per asset group)."""
-
-    schema: str
-    name: str
-    # Columns read one value at a time (the API's per-company reads): with the partition column,
-    # an index where the backend needs one for that. Not part of the table's identity.
-    lookup: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def sql(self) -> str:
-        return f'"{self.schema}"."{self.name}"'
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 @dataclass

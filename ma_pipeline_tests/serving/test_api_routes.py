@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ma_pipeline.scoring.columns import PROFILE, SCORES, TOP_REASONS
+from ma_pipeline.contracts.scores import PROFILE, SCORES, TOP_REASONS
 from ma_pipeline.scoring.publication import (
     CONTACTS,
     ML_SCORES,

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from ma_pipeline.scoring.columns import SCORES
+from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline_tests.factories import ml_scores, sirens
 from serving.published import Partition, Publication
 

@@ -1,4 +1,4 @@
-"""The columns of ml_scores (and of published_scores, its published copy).
+"""The columns of ml_scores and of the published tables the API and the marts read.
 
 One row per company and day. Each score is on 0-100; each carries its top reasons as typed columns
 (``ma_reason_1_feature``, ``ma_reason_1_value``, ``ma_reason_1_contribution`` ...), so a row holds
@@ -42,4 +42,41 @@ ML_SCORES_SCHEMA: dict[str, pl.DataType] = {
     "feature_hash": pl.String(),  # hash of the feature vector the scores were computed from
     "calculated_at": pl.Datetime("us", "UTC"),
     **{c: t for s in SCORES for c, t in reason_columns(s).items()},
+}
+
+# serving.score_publications: one row per published partition.
+PUBLICATIONS_SCHEMA: dict[str, pl.DataType] = {
+    "partition_date": pl.Date(),
+    "published_at": pl.Datetime("us", "UTC"),
+    "run_id": pl.String(),
+    "companies": pl.Int64(),
+    "scorer": pl.String(),
+    **{f"model_version_{s}": pl.String() for s in SCORES},
+}
+
+# ml.model_versions (one row per registered model version) and its published copy.
+MODEL_VERSIONS_SCHEMA: dict[str, pl.DataType] = {
+    "score": pl.String(),
+    "model_name": pl.String(),
+    "version": pl.String(),
+    "alias": pl.String(),  # champion, challenger or ''
+    "run_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    "metrics_json": pl.String(),  # the version's own holdout metrics
+    "decision": pl.String(),
+}
+
+# scoring.kaspr_contacts and its published copy. PERSONAL DATA.
+CONTACTS_SCHEMA: dict[str, pl.DataType] = {
+    "partition_date": pl.Date(),
+    "siren": pl.String(),
+    "nom": pl.String(),
+    "prenom": pl.String(),
+    "qualite": pl.String(),
+    "linkedin_slug": pl.String(),
+    "work_email": pl.String(),
+    "phone": pl.String(),
+    "status": pl.String(),
+    "fetched_at": pl.Datetime("us", "UTC"),
+    "personal_data": pl.Boolean(),
 }

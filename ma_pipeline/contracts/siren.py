@@ -1,4 +1,4 @@
-"""SIREN validation, shared by ingestion and the API so both say the same thing."""
+"""SIREN validation, shared by ingestion, score requests and the API so all say the same thing."""
 
 from stdnum import luhn
 
