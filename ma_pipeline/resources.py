@@ -7,11 +7,11 @@ from dagster_dbt import DbtCliResource
 from ma_pipeline import settings
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.automation.alerts import AlertWebhook
-from ma_pipeline.automation.score_requests import ApiStoreResource
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.registry import MlflowResource
+from ma_pipeline.scoring.on_demand import ApiStoreResource
 from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
 
 
@@ -52,5 +52,6 @@ def build_resources() -> dict[str, Any]:
             data_dir=data_dir,
             warehouse_url=settings.env("MA_WAREHOUSE_URL"),
             api_db_url=settings.env("MA_API_DB_URL"),
+            batch=settings.env_int("MA_SCORE_REQUESTS_BATCH"),
         ),
     }

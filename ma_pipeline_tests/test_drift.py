@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from ma_pipeline.features import CATEGORICAL_FEATURES, MODEL_FEATURES
-from ma_pipeline.features.drift import drift_outcome, psi
+from ma_pipeline.lib.drift import drift_outcome, psi
 from ma_pipeline.features.quality import ERROR, WARN
 
 RNG = np.random.default_rng(7)

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from ma_pipeline.enrichment.assets import pappers_enrichment
-from ma_pipeline.enrichment.cache import CACHE_TABLE
+from ma_pipeline.contracts.tables import API_CACHE
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.ingestion.source import SireneSource
@@ -113,11 +113,11 @@ def test_a_later_partition_fetches_only_what_expired_or_is_new(
     resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
     assert materialize(resources).success
     warehouse.execute(
-        f"UPDATE {CACHE_TABLE.sql} SET fetched_at = fetched_at - INTERVAL '2 days'"
-        f" WHERE key IN (SELECT key FROM {CACHE_TABLE.sql} ORDER BY key LIMIT 25)"
+        f"UPDATE {API_CACHE.sql} SET fetched_at = fetched_at - INTERVAL '2 days'"
+        f" WHERE key IN (SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25)"
     )
     expired = set(
-        warehouse.query(f"SELECT key FROM {CACHE_TABLE.sql} ORDER BY key LIMIT 25")["key"]
+        warehouse.query(f"SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25")["key"]
     )
     before = transport.answered.copy()
     next_day = str(date.fromisoformat(DAY) + timedelta(days=40))
@@ -181,7 +181,7 @@ def test_when_every_call_fails_the_run_fails_and_earlier_data_stays(
     data_dir: Path, warehouse_url: str, warehouse: Warehouse
 ) -> None:
     assert materialize(make_resources(data_dir, warehouse_url)).success
-    cache_before = warehouse.read(CACHE_TABLE).sort("key")
+    cache_before = warehouse.read(API_CACHE).sort("key")
     day_before = warehouse.read(COMPANIES)
 
     broken = sandbox(faults=Faults(rate_500=1.0))
@@ -196,7 +196,7 @@ def test_when_every_call_fails_the_run_fails_and_earlier_data_stays(
     message = failure_message(result)
     assert "failed for" in message and "(100.0%, above the 5.0% threshold)" in message
     assert "http_5xx" in message
-    assert warehouse.read(CACHE_TABLE).sort("key").equals(cache_before)
+    assert warehouse.read(API_CACHE).sort("key").equals(cache_before)
     assert (
         warehouse.read(COMPANIES, start=day_before["partition_date"][0])
         .sort("siren")
@@ -275,7 +275,7 @@ def test_credits_exhausted_stops_saves_and_says_so(
     assert KEY not in caplog.text and KEY not in repr(resources["pappers"])
     concurrency = resources["pappers"].concurrency
     assert transport.requests <= 120 + concurrency  # stopped at once, in-flight calls aside
-    assert warehouse.read(CACHE_TABLE).height == 120
+    assert warehouse.read(API_CACHE).height == 120
     saved = warehouse.read(COMPANIES)
     assert saved.height == 120 and set(saved["siren"]) == set(transport.answered)
     failures = warehouse.read(FAILURES)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ma_pipeline.enrichment.cache import CACHE_TABLE, USAGE_TABLE
+from ma_pipeline.contracts.tables import API_CACHE, API_USAGE
 from ma_pipeline.enrichment.kaspr import (
     KasprQuery,
     KasprResource,
@@ -111,7 +111,7 @@ def test_the_daily_budget_caps_the_calls(warehouse: Warehouse) -> None:
     run = resource.lookup(people(8), warehouse, now=noon)
     assert transport.requests == 5
     assert [f.kind for f in run.failures.values()] == ["over_budget"] * 3
-    spent = warehouse.read(USAGE_TABLE)["credits"].sum()
+    spent = warehouse.read(API_USAGE)["credits"].sum()
     assert 0 < spent <= 10
     next_run = resource.lookup(people(8, offset=100), warehouse, now=noon + timedelta(hours=1))
     assert transport.requests == 5 + int((10 - spent) // 2)
@@ -124,7 +124,7 @@ def test_no_credits_stops_the_run_and_keeps_what_was_fetched(warehouse: Warehous
     run = kaspr(transport, api_key=KEY).lookup(people(10), warehouse, now=NOW)
     assert isinstance(run.fatal, CreditsExhausted) and "402" in str(run.fatal)
     assert transport.requests == 5  # four answers, then the 402 that stopped the run
-    assert warehouse.read(CACHE_TABLE).height == 4
+    assert warehouse.read(API_CACHE).height == 4
     assert sum(f.kind == "credits_exhausted" for f in run.failures.values()) == 6
 
 

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from ma_pipeline.features import FeatureInputs, compute_features
-from ma_pipeline.features.quality import ERROR, TABLES, WARN, coverage_outcome
+from ma_pipeline.features.quality import TABLES, coverage_outcome
+from ma_pipeline.lib.checks import ERROR, WARN
 from ma_pipeline_tests.conftest import SANDBOX_DAY
 
 CONTRACTS = {contract.name: contract for contract in TABLES}

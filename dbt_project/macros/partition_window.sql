@@ -5,6 +5,6 @@
 
 
 {% macro is_published(column) -%}
-    {#- The partition is published: listed in scoring.score_publications. -#}
-    {{ column }} in (select partition_date from {{ source('scoring', 'score_publications') }})
+    {#- The partition is published: listed in serving.score_publications. -#}
+    {{ column }} in (select partition_date from {{ source('serving', 'score_publications') }})
 {%- endmacro %}

@@ -1,6 +1,6 @@
 {#-
     The reasons of ml_scores: for each score, TOP_REASONS ranked reasons stored as three columns
-    each, {score}_reason_{rank}_feature | _value | _contribution (ma_pipeline/scoring/columns.py).
+    each, {score}_reason_{rank}_feature | _value | _contribution (ma_pipeline/contracts/scores.py).
 -#}
 {% macro scores() %}{{ return(['ma', 'croissance', 'stabilite']) }}{% endmacro %}
 {% macro top_reasons() %}{{ return(5) }}{% endmacro %}

@@ -3,7 +3,7 @@
 Every model and seed is an asset ``["analytics", name]`` in group ``analytics`` (the schema dbt
 writes them to, as every warehouse table is keyed ``[schema, table]``); the sources keep the keys
 of the pipeline assets that write them (``meta.dagster.asset_key``), so the marts hang under
-``published_scores`` and the company tables in one graph. dbt tests are the assets' checks.
+the published tables and the company tables in one graph. dbt tests are the assets' checks.
 """
 
 import json
@@ -42,13 +42,7 @@ class AnalyticsTranslator(DagsterDbtTranslator):
         )
 
 
-translator = AnalyticsTranslator(
-    settings=DagsterDbtTranslatorSettings(
-        enable_asset_checks=True,
-        # published_scores and score_publications are both written by the published_scores asset.
-        enable_duplicate_source_asset_keys=True,
-    )
-)
+translator = AnalyticsTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
 def partition_vars(partitions: dg.PartitionKeyRange) -> dict[str, str]:

@@ -1,21 +1,38 @@
-"""Sensors: a new SIRENE file, feature drift, and failed runs.
+"""Sensors: a new SIRENE file, feature drift, pending score requests, and failed runs.
 
-Each keeps a cursor, so a tick never requests again what an earlier tick handled, and each
-request has a run key, so Dagster would drop a repeat even without the cursor.
+The first two keep a cursor, so a tick never requests again what an earlier tick handled, and
+each request has a run key, so Dagster would drop a repeat even without the cursor.
+
+Score requests need no cursor: the API's request store says what is pending and the run storage
+what is held. A request is never handed to two runs at once: a tick leaves out the requests that
+an unfinished run of the job holds (their ids are in its run config), and the run key is the
+digest of the batch's ids plus the number of earlier runs given that same batch. A tick that sees
+the batch of a run still going requests nothing; a run that ended without finishing its requests
+(a killed worker, a cancelled run) gets its batch handed again, under a new key, at the next tick.
 """
 
+import hashlib
 import json
 
 import dagster as dg
 
 from ma_pipeline.automation.alerts import AlertWebhook, failure_message
-from ma_pipeline.features.assets import FEATURES_KEY
-from ma_pipeline.features.quality import ERROR
+from ma_pipeline.contracts import keys
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.jobs import daily_job, training_job
+from ma_pipeline.lib.checks import ERROR
 from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.scoring.on_demand import (
+    OP,
+    ApiStoreResource,
+    ScoreRequestsConfig,
+    score_requests_job,
+)
 
-DRIFT_CHECK = dg.AssetCheckKey(FEATURES_KEY, "drift")
+DRIFT_CHECK = dg.AssetCheckKey(keys.COMPANY_FEATURES, "drift")
+BATCH_TAG = "ma/score_requests_batch"  # digest of a run's request ids
+_FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+UNFINISHED = [status for status in dg.DagsterRunStatus if status not in _FINISHED]
 # Failed drift evaluations read per tick; a 30-day backfill writes 30 at most.
 DRIFT_PAGE = 200
 
@@ -115,3 +132,43 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertW
     problem = alerts.send(text)
     if problem:
         context.log.warning(f"alert not delivered ({problem}): {text}")
+
+
+def held_requests(instance: dg.DagsterInstance) -> set[str]:
+    """Ids of the requests handed to a run of the job that has not finished."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=score_requests_job.name, statuses=UNFINISHED))
+    return {i for run in runs for i in run.run_config["ops"][OP]["config"]["request_ids"]}
+
+
+@dg.sensor(
+    job=score_requests_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Pending score requests of the API: one score_requests_job run per batch of at"
+    " most MA_SCORE_REQUESTS_BATCH, oldest first, never a request held by a run still going.",
+)
+def score_requests_sensor(
+    context: dg.SensorEvaluationContext, api_store: ApiStoreResource
+) -> dg.SensorResult:
+    """No cursor: the API's database says what is pending and the run storage what is held. The
+    held ids are read before the pending ones, so a run finishing in between leaves nothing
+    pending twice."""
+    held = held_requests(context.instance)
+    size = api_store.batch
+    with api_store.open() as store:
+        pending = store.pending_requests(limit=size + len(held))
+    batch = sorted([str(r.id) for r in pending if str(r.id) not in held][:size])
+    if not batch:
+        waiting = "every pending request is held by a run still going" if pending else ""
+        return dg.SensorResult(skip_reason=waiting or "no pending score request")
+    digest = hashlib.sha256(",".join(batch).encode()).hexdigest()[:16]
+    attempts = context.instance.get_runs_count(
+        dg.RunsFilter(job_name=score_requests_job.name, tags={BATCH_TAG: digest})
+    )
+    context.log.info(f"{len(batch)} pending score request(s): one run (attempt {attempts + 1})")
+    request = dg.RunRequest(
+        run_key=f"{digest}-{attempts}",
+        run_config=dg.RunConfig(ops={OP: ScoreRequestsConfig(request_ids=batch)}),
+        tags={"ma/trigger": "score_requests", BATCH_TAG: digest},
+    )
+    return dg.SensorResult(run_requests=[request])

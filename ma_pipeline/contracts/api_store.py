@@ -172,6 +172,7 @@ class RequestStore:
             raise LookupError(f"score request {request_id} does not exist or is not pending")
         return ScoreRequest(**row)
 
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL, so the API reads while the sensor writes; foreign keys, which SQLite leaves off."""
     cursor = dbapi_connection.cursor()

@@ -1,12 +1,14 @@
-"""Pappers enrichment of each day's active companies: four tables and the failures."""
+"""Pappers enrichment of each day's active companies: four tables and the failures; and the
+API cache that every enrichment client shares."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from ma_pipeline.contracts import keys, tables
 from ma_pipeline.enrichment.pappers import (
     TABLES,
     PappersRecord,
@@ -16,10 +18,10 @@ from ma_pipeline.enrichment.pappers import (
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, TableRef, WarehouseResource
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, WarehouseResource
 
 GROUP = "enrichment"
-FAILURES_TABLE = "enrichment_failures"
+FAILURES_TABLE = tables.ENRICHMENT_FAILURES.name
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "siren": pl.String(),
     "source": pl.String(),
@@ -39,6 +41,42 @@ _DESCRIPTIONS = {
     FAILURES_TABLE: "Companies whose enrichment failed that day: source, kind, HTTP status and"
     " message. They do not fail the run unless their share passes the threshold.",
 }
+
+
+# Written by the API clients (``enrichment.cache``) of every step that calls a paid API; each such
+# step reports a materialization of them when it stored answers.
+api_cache = dg.AssetSpec(
+    keys.API_CACHE,
+    group_name=GROUP,
+    kinds={"duckdb", "postgres"},
+    description="The latest answer per (source, key) of Pappers and Kaspr, so that no answer is"
+    " paid for twice within its TTL. Written by pappers_enrichment, kaspr_contacts and"
+    " score_requests_job.",
+)
+api_usage = dg.AssetSpec(
+    keys.API_USAGE,
+    group_name=GROUP,
+    kinds={"duckdb", "postgres"},
+    description="Calls and estimated credits per API source and day: what Kaspr's daily credit"
+    " budget reads. Written with api_cache.",
+)
+
+
+def api_cache_events(runs: Iterable[EnrichmentRun[Any] | None]) -> list[dg.AssetMaterialization]:
+    """Materializations of api_cache and api_usage for the runs that called an API."""
+    called = [run for run in runs if run is not None and run.counters.calls]
+    if not called:
+        return []
+    sources = sorted({run.source for run in called})
+    metadata = {
+        "sources": sources,
+        "answers_stored": sum(run.fetched for run in called),
+        "calls": sum(run.counters.calls for run in called),
+        "estimated_credits": sum(run.credits for run in called),
+    }
+    return [
+        dg.AssetMaterialization(key, metadata=metadata) for key in (keys.API_CACHE, keys.API_USAGE)
+    ]
 
 
 def failures_frame(run: EnrichmentRun[Any], companies_by_day: pl.DataFrame) -> pl.DataFrame:
@@ -80,7 +118,8 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
         name: dg.AssetOut(key_prefix=GROUP, kinds={"polars"}, description=description)
         for name, description in _DESCRIPTIONS.items()
     },
-    ins={"raw_companies": dg.AssetIn(key=["ingestion", "raw_companies"])},
+    ins={"raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES)},
+    deps=[keys.API_CACHE],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
@@ -91,7 +130,7 @@ def pappers_enrichment(
     raw_companies: pl.DataFrame,
     pappers: PappersResource,
     warehouse: WarehouseResource,
-) -> Iterator[dg.Output[pl.DataFrame]]:
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetMaterialization]:
     """Pappers data for the active companies (etat_administratif A) of each partition.
 
     Ceased companies are left out: they are no longer targets and their registry data is
@@ -113,14 +152,14 @@ def pappers_enrichment(
     if isinstance(run.fatal, BadApiKey):
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 
-    tables = partition_tables(list(run.records.values()), companies_by_day)
-    tables[FAILURES_TABLE] = failures_frame(run, companies_by_day)
+    frames = partition_tables(list(run.records.values()), companies_by_day)
+    frames[FAILURES_TABLE] = failures_frame(run, companies_by_day)
     summary: dict[str, Any] = {
         "mode": "sandbox: no MA_PAPPERS_API_KEY; answers are generated, no credits are spent"
         if pappers.mode == "sandbox"
         else "live: Pappers API, credits spent",
         **run.metadata(),
-        "rows": {name: frame.height for name, frame in tables.items()},
+        "rows": {name: frame.height for name, frame in frames.items()},
     }
     if len(days) > 1:
         summary["run_partitions"] = len(days)  # the counts above are the whole run's
@@ -129,12 +168,11 @@ def pappers_enrichment(
         f" {run.counters.calls} calls, {len(run.failures)} failures"
     )
 
+    yield from api_cache_events([run])
+    for name in (*TABLES, FAILURES_TABLE):  # saved even when the run fails below
+        yield dg.Output(
+            frames[name], output_name=name, metadata={**summary, "preview": preview(frames[name])}
+        )
     problem = _problem(run, pappers.max_failure_rate)
     if problem is not None:
-        for name, frame in tables.items():
-            backend.replace_partitions(TableRef(GROUP, name), frame, days)
         raise dg.Failure(description=problem, metadata=summary)
-    for name in (*TABLES, FAILURES_TABLE):
-        yield dg.Output(
-            tables[name], output_name=name, metadata={**summary, "preview": preview(tables[name])}
-        )

@@ -13,10 +13,8 @@ from datetime import date, datetime, timedelta
 
 import polars as pl
 
-from ma_pipeline.warehouse import TableRef, Warehouse
-
-CACHE_TABLE = TableRef("enrichment", "api_cache")
-USAGE_TABLE = TableRef("enrichment", "api_usage")
+from ma_pipeline.contracts.tables import API_CACHE, API_USAGE
+from ma_pipeline.warehouse import Warehouse
 
 CACHE_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -66,7 +64,7 @@ class ApiCache:
                 {"source": self.source, "key": list(keys[start : start + chunk])},
                 schema={"source": pl.String(), "key": pl.String()},
             )
-            rows = self.warehouse.lookup(CACHE_TABLE, wanted)
+            rows = self.warehouse.lookup(API_CACHE, wanted)
             if rows.is_empty():
                 continue
             fresh = rows.filter((pl.col("fetched_at") > oldest) & ~pl.col("partial"))
@@ -89,7 +87,7 @@ class ApiCache:
             schema=CACHE_SCHEMA,
             orient="row",
         )
-        self.warehouse.upsert(CACHE_TABLE, frame, ["source", "key"])
+        self.warehouse.upsert(API_CACHE, frame, ["source", "key"])
 
 
 class ApiUsage:
@@ -104,7 +102,7 @@ class ApiUsage:
             {"source": [self.source], "day": [day]},
             schema={"source": pl.String(), "day": pl.Date()},
         )
-        return self.warehouse.lookup(USAGE_TABLE, keys)
+        return self.warehouse.lookup(API_USAGE, keys)
 
     def credits_spent(self, day: date) -> float:
         row = self._row(day)
@@ -121,4 +119,4 @@ class ApiUsage:
         frame = pl.DataFrame(
             [(self.source, day, calls, credits, now)], schema=USAGE_SCHEMA, orient="row"
         )
-        self.warehouse.upsert(USAGE_TABLE, frame, ["source", "day"])
+        self.warehouse.upsert(API_USAGE, frame, ["source", "day"])

@@ -8,33 +8,21 @@ import polars as pl
 from pydantic import Field
 
 from ma_pipeline import settings
+from ma_pipeline.contracts import keys, tables
 from ma_pipeline.features.compute import (
     CATEGORICAL_FEATURES,
     MODEL_FEATURES,
     FeatureInputs,
     compute_features,
 )
-from ma_pipeline.features.drift import drift_outcome
-from ma_pipeline.features.quality import (
-    TABLES,
-    Outcome,
-    by_partition,
-    coverage_outcome,
-    evaluations,
-    table_checks,
-)
+from ma_pipeline.features.quality import TABLES, coverage_outcome, table_checks
 from ma_pipeline.features.schemas import FEATURE_COLUMNS
+from ma_pipeline.lib.checks import Outcome, by_partition, evaluations
+from ma_pipeline.lib.drift import drift_outcome
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.warehouse import WAREHOUSE_POOL, TableRef, Warehouse, WarehouseResource
-from ma_pipeline.warehouse.io_manager import table_for
+from ma_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
-GROUP = "features"
-FEATURES_KEY = dg.AssetKey([GROUP, "company_features"])
-RAW_COMPANIES_KEY = dg.AssetKey(["ingestion", "raw_companies"])
-PAPPERS = ("pappers_companies", "pappers_finances", "pappers_dirigeants", "pappers_procedures")
-# Written by training: a sample of the champion's training features, plus model_version.
-FEATURE_REFERENCE = TableRef("ml", "feature_reference")
 DRIFT_FEATURES = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
 
 COLUMN_SCHEMA = dg.TableSchema(
@@ -51,11 +39,11 @@ COLUMN_SCHEMA = dg.TableSchema(
 
 
 @dg.asset(
-    key=FEATURES_KEY,
-    group_name=GROUP,
+    key=keys.COMPANY_FEATURES,
+    group_name="features",
     ins={
-        "raw_companies": dg.AssetIn(key=RAW_COMPANIES_KEY),
-        **{name: dg.AssetIn(key=["enrichment", name]) for name in PAPPERS},
+        "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
+        **{key.path[-1]: dg.AssetIn(key=key) for key in keys.PAPPERS_TABLES},
     },
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -75,10 +63,10 @@ def company_features(
     (``compute.compute_features``: only accounts, dirigeants and procedures known by then).
     Ceased companies are not scored; companies Pappers did not answer for keep their SIRENE
     features and nulls elsewhere."""
-    keys = list(context.partition_keys)
-    companies = by_partition(raw_companies.filter(pl.col("etat_administratif") == "A"), keys)
+    days = list(context.partition_keys)
+    companies = by_partition(raw_companies.filter(pl.col("etat_administratif") == "A"), days)
     pappers = [
-        by_partition(frame, keys)
+        by_partition(frame, days)
         for frame in (pappers_companies, pappers_finances, pappers_dirigeants, pappers_procedures)
     ]
     features = pl.concat(
@@ -86,11 +74,11 @@ def company_features(
             FeatureInputs(companies[key], *(frames[key] for frames in pappers)),
             date.fromisoformat(key),
         )
-        for key in keys
+        for key in days
     )
     unknown = features.filter(pl.col("nb_dirigeants").is_null()).height
     context.log.info(
-        f"{features.height} companies over {len(keys)} day(s); {unknown} unknown to Pappers"
+        f"{features.height} companies over {len(days)} day(s); {unknown} unknown to Pappers"
     )
     # Over the run's partitions; the null_rates check gives each partition's.
     null_rates = features.select(pl.all().null_count() / max(features.height, 1)).row(0, named=True)
@@ -122,18 +110,20 @@ class DriftConfig(dg.Config):
 
 
 def _references(
-    backend: Warehouse, loaded: dict[str, pl.DataFrame], keys: list[str]
+    backend: Warehouse, loaded: dict[str, pl.DataFrame], days: list[str]
 ) -> dict[str, tuple[pl.DataFrame | None, str]]:
     """Each partition's drift reference and what it is: the champion's training sample when
     training has written one, else the previous materialized partition, else none."""
-    if backend.columns(FEATURE_REFERENCE):
-        sample = backend.read(FEATURE_REFERENCE)
+    if backend.columns(tables.FEATURE_REFERENCE):
+        sample = backend.read(tables.FEATURE_REFERENCE)
         versions = ", ".join(sorted(map(str, sample["model_version"].unique())))
-        return dict.fromkeys(keys, (sample, f"{FEATURE_REFERENCE}, model version {versions}"))
-    table = table_for(FEATURES_KEY)
+        return dict.fromkeys(
+            days, (sample, f"{tables.FEATURE_REFERENCE}, model version {versions}")
+        )
+    table = tables.COMPANY_FEATURES
     stored = backend.partitions(table)
     references: dict[str, tuple[pl.DataFrame | None, str]] = {}
-    for key in keys:
+    for key in days:
         earlier = [day for day in stored if day < date.fromisoformat(key)]
         if not earlier:
             references[key] = (None, "no reference yet: no champion model, no earlier partition")
@@ -150,23 +140,25 @@ def _references(
     specs=[
         dg.AssetCheckSpec(
             "no_silent_drops",
-            asset=FEATURES_KEY,
-            additional_deps=[RAW_COMPANIES_KEY],
+            asset=keys.COMPANY_FEATURES,
+            additional_deps=[keys.RAW_COMPANIES],
             partitions_def=daily_partitions,
             description="Feature rows are the active companies of the day's raw_companies,"
             " with the difference (ceased, created later) counted. ERROR.",
         ),
         dg.AssetCheckSpec(
             "drift",
-            asset=FEATURES_KEY,
+            asset=keys.COMPANY_FEATURES,
+            # The champion's training sample, written by ma_models when it promotes one.
+            additional_deps=[keys.FEATURE_REFERENCE],
             partitions_def=daily_partitions,
             description="PSI of each model feature against the champion's training sample (or"
             " the previous partition). WARN over psi_warn, ERROR over psi_error.",
         ),
     ],
     ins={
-        "company_features": dg.AssetIn(key=FEATURES_KEY),
-        "raw_companies": dg.AssetIn(key=RAW_COMPANIES_KEY),
+        "company_features": dg.AssetIn(key=keys.COMPANY_FEATURES),
+        "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
     },
     pool=WAREHOUSE_POOL,
 )
@@ -177,12 +169,12 @@ def company_features_coverage_and_drift(
     company_features: pl.DataFrame,
     raw_companies: pl.DataFrame,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    keys = list(context.partition_keys)
-    features = by_partition(company_features, keys)
-    companies = by_partition(raw_companies, keys)
-    references = _references(warehouse.backend(), features, keys)
+    days = list(context.partition_keys)
+    features = by_partition(company_features, days)
+    companies = by_partition(raw_companies, days)
+    references = _references(warehouse.backend(), features, days)
     outcomes: dict[str, dict[str, Outcome]] = {}
-    for key in keys:
+    for key in days:
         reference, label = references[key]
         outcomes[key] = {
             "no_silent_drops": coverage_outcome(

@@ -1,33 +1,23 @@
-"""Data-quality checks run per partition, with what failed in their metadata.
+"""Data-quality checks of the tables feeding company_features, run per partition.
 
 The rules are pure functions from a partition's rows to an ``Outcome``; ``table_checks`` turns a
-table's rules into one Dagster multi-asset check that reads the run's partitions once and reports
-an evaluation per rule and per partition.
-
-Why per-partition evaluations are built by hand: Dagster 1.13 runs a check with a
-``partitions_def`` as one step for the whole range of a single-run backfill, and its
-``AssetCheckResult`` only carries a partition when the run has a single partition key. A result
-yielded for a 30-day backfill would mark no partition, and the 30 per-partition rows the run
-planned would stay "in progress" in the UI. So each check yields one ``AssetCheckEvaluation`` per
-partition, pointing at that partition's materialization (without that pointer the UI treats the
-result as stale), then the empty outputs Dagster expects of the step. The checks are their own
-steps rather than ``check_specs`` of the assets: most of the tables they guard belong to other
-assets, and a data engineer can re-run a partition's checks without recomputing it.
+table's rules into one multi-asset check that reads the run's partitions once and reports an
+evaluation per rule and per partition (``lib.checks``). The checks are their own steps rather
+than ``check_specs`` of the assets: most of the tables they guard belong to other assets, and a
+data engineer can re-run a partition's checks without recomputing it.
 """
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import dagster as dg
 import pandera.polars as pa
 import polars as pl
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,  # no public constructor in 1.13
-)
 from pandera.errors import SchemaErrors
 
+from ma_pipeline.contracts import keys
 from ma_pipeline.features.schemas import (
     CompanyFeatures,
     CompanyFeaturesPlausible,
@@ -38,60 +28,18 @@ from ma_pipeline.features.schemas import (
     RawCompanies,
     null_rate_ceilings,
 )
+from ma_pipeline.lib.checks import (
+    ERROR,
+    SAMPLE_ROWS,
+    WARN,
+    Coverage,
+    Outcome,
+    by_partition,
+    evaluations,
+)
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
-
-ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
-SAMPLE_ROWS = 20
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one rule on one partition."""
-
-    passed: bool
-    severity: dg.AssetCheckSeverity
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Rows against the SIRENs expected, one row each: the expected SIRENs without a row, the
-    SIRENs with a row that were not expected, and the duplicate rows."""
-
-    missing: pl.Series
-    unexpected: pl.Series
-    duplicated: int
-
-    @classmethod
-    def of(cls, rows: pl.DataFrame, expected: pl.DataFrame) -> "Coverage":
-        return cls(
-            missing=expected.join(rows, on="siren", how="anti")["siren"],
-            unexpected=rows.join(expected, on="siren", how="anti")["siren"].unique(
-                maintain_order=True
-            ),
-            duplicated=rows.height - rows["siren"].n_unique(),
-        )
-
-    @property
-    def exact(self) -> bool:
-        return self.missing.is_empty() and self.unexpected.is_empty() and self.duplicated == 0
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "missing": self.missing.len(),
-            "unexpected": self.unexpected.len(),
-            "duplicated": self.duplicated,
-        }
-
-    def samples(self) -> dict[str, list[str]]:
-        """The first SIRENs of each kind, for the check's metadata."""
-        return {
-            "missing_sirens": self.missing.head(SAMPLE_ROWS).to_list(),
-            "unexpected_sirens": self.unexpected.head(SAMPLE_ROWS).to_list(),
-        }
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -256,21 +204,15 @@ class TableContract:
 
 BY_COMPANY = [PARTITION_COLUMN, "siren"]
 TABLES = [
-    TableContract(dg.AssetKey(["ingestion", "raw_companies"]), RawCompanies, BY_COMPANY),
-    TableContract(dg.AssetKey(["enrichment", "pappers_companies"]), PappersCompanies, BY_COMPANY),
+    TableContract(keys.RAW_COMPANIES, RawCompanies, BY_COMPANY),
+    TableContract(keys.PAPPERS_TABLES[0], PappersCompanies, BY_COMPANY),
     TableContract(
-        dg.AssetKey(["enrichment", "pappers_finances"]),
-        PappersFinances,
-        [*BY_COMPANY, "annee", "date_de_cloture_exercice"],
+        keys.PAPPERS_TABLES[1], PappersFinances, [*BY_COMPANY, "annee", "date_de_cloture_exercice"]
     ),
+    TableContract(keys.PAPPERS_TABLES[2], PappersDirigeants, [*BY_COMPANY, "rang"]),
+    TableContract(keys.PAPPERS_TABLES[3], PappersProcedures, [*BY_COMPANY, "rang"]),
     TableContract(
-        dg.AssetKey(["enrichment", "pappers_dirigeants"]), PappersDirigeants, [*BY_COMPANY, "rang"]
-    ),
-    TableContract(
-        dg.AssetKey(["enrichment", "pappers_procedures"]), PappersProcedures, [*BY_COMPANY, "rang"]
-    ),
-    TableContract(
-        dg.AssetKey(["features", "company_features"]),
+        keys.COMPANY_FEATURES,
         CompanyFeatures,
         BY_COMPANY,
         plausible=CompanyFeaturesPlausible,
@@ -279,56 +221,6 @@ TABLES = [
 
 
 # ------------------------------------------------------------------------------ Dagster side
-def by_partition(frame: pl.DataFrame, keys: list[str]) -> dict[str, pl.DataFrame]:
-    """The rows of each partition key (an empty frame for a partition without rows)."""
-    if PARTITION_COLUMN not in frame.columns:  # nothing was loaded
-        return dict.fromkeys(keys, frame)
-    parts = frame.partition_by(PARTITION_COLUMN, as_dict=True, include_key=True)
-    return {key: parts.get((date.fromisoformat(key),), frame.clear()) for key in keys}
-
-
-def _target(
-    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The partition's latest materialization, which the evaluation is about."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=records[0].storage_id,
-        run_id=records[0].run_id,
-        timestamp=records[0].timestamp,
-    )
-
-
-def evaluations(
-    context: dg.AssetCheckExecutionContext, outcomes: Mapping[str, Mapping[str, Outcome]]
-) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """One evaluation per partition of the run and per check of the step (``outcomes`` is keyed
-    by partition key, then check name), then the step's outputs."""
-    assets_def = context.op_execution_context.assets_def
-    specs = list(assets_def.check_specs)
-    for partition in context.partition_keys:
-        targets = {key: _target(context, key, partition) for key in {s.asset_key for s in specs}}
-        for spec in specs:
-            outcome = outcomes[partition][spec.name]
-            yield dg.AssetCheckEvaluation(
-                asset_key=spec.asset_key,
-                check_name=spec.name,
-                passed=outcome.passed,
-                metadata=outcome.metadata,
-                severity=outcome.severity,
-                description=outcome.description,
-                blocking=spec.blocking,
-                partition=partition,
-                target_materialization_data=targets[spec.asset_key],
-            )
-    for spec in specs:
-        yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(spec.key))
-
-
 def table_checks(contract: TableContract) -> dg.AssetChecksDefinition:
     """The schema, key and null-rate checks (and plausibility, if any) of one table, per
     partition, in one step that reads the run's partitions once."""

@@ -1,5 +1,6 @@
 """The ml group: M&A events, the point-in-time training set, and the three scores' models."""
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,15 +10,13 @@ import polars as pl
 from pydantic import Field
 
 from ma_pipeline import settings
+from ma_pipeline.contracts import keys
 from ma_pipeline.enrichment.pappers import PappersResource
-from ma_pipeline.features.assets import FEATURE_REFERENCE
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.ml.dataset import (
     AS_OF,
     HORIZON_MONTHS,
-    PAPPERS,
-    RAW_COMPANIES,
     add_months,
     as_of_dates,
     build_training_set,
@@ -30,15 +29,10 @@ from ma_pipeline.ml.registry import SCORES, MlflowResource, model_versions
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LABELS
 from ma_pipeline.ml.train import TrainingConfig, split_dates
 from ma_pipeline.partitions import TIMEZONE
-from ma_pipeline.scoring.publication import MODEL_VERSIONS, export_model_versions, snapshot_paths
 from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
 from ma_pipeline.warehouse.postgres_backend import redact
 
 GROUP = "ml"
-EVENTS_KEY = dg.AssetKey([GROUP, "ma_events"])
-TRAINING_SET_KEY = dg.AssetKey([GROUP, "training_set"])
-MODELS_KEY = dg.AssetKey([GROUP, "ma_models"])
-UPSTREAM = [dg.AssetKey([t.schema, t.name]) for t in (RAW_COMPANIES, *PAPPERS)]
 
 
 class EventsConfig(dg.Config):
@@ -49,7 +43,7 @@ class EventsConfig(dg.Config):
 
 
 @dg.asset(
-    key=EVENTS_KEY,
+    key=keys.MA_EVENTS,
     group_name=GROUP,
     pool=WAREHOUSE_POOL,
     kinds={"polars"},
@@ -123,10 +117,10 @@ class TrainingSetConfig(dg.Config):
 
 
 @dg.asset(
-    key=TRAINING_SET_KEY,
+    key=keys.TRAINING_SET,
     group_name=GROUP,
-    ins={"ma_events": dg.AssetIn(key=EVENTS_KEY)},
-    deps=UPSTREAM,
+    ins={"ma_events": dg.AssetIn(key=keys.MA_EVENTS)},
+    deps=[keys.RAW_COMPANIES, *keys.PAPPERS_TABLES],
     pool=WAREHOUSE_POOL,
     kinds={"polars"},
     description="Features of company_features as of monthly dates, from the newest Pappers"
@@ -181,28 +175,44 @@ def training_set(
     )
 
 
-@dg.asset(
-    key=MODELS_KEY,
+@dg.multi_asset(
+    outs={
+        "ma_models": dg.AssetOut(
+            key=keys.MA_MODELS,
+            dagster_type=dg.Nothing,  # the models live in the MLflow registry, not in a table
+            kinds={"lightgbm", "mlflow"},
+            description="LightGBM models of score_ma, score_croissance and score_stabilite,"
+            " registered in MLflow; a new version becomes champion only if it beats the"
+            " champion and the rule baseline on the holdout.",
+        ),
+        "model_versions": dg.AssetOut(
+            key=keys.MODEL_VERSIONS,
+            kinds={"polars", "mlflow"},
+            description="One row per registered model version: its alias (champion,"
+            " challenger), holdout metrics and promotion decision, rebuilt from the registry.",
+        ),
+        "feature_reference": dg.AssetOut(
+            key=keys.FEATURE_REFERENCE,
+            is_required=False,
+            kinds={"polars"},
+            description="A sample of the ma champion's training features: the feature-drift"
+            " check's reference. Written only when a new ma champion is promoted.",
+        ),
+    },
+    ins={"training_set": dg.AssetIn(key=keys.TRAINING_SET)},
     group_name=GROUP,
-    ins={"training_set": dg.AssetIn(key=TRAINING_SET_KEY)},
     pool=WAREHOUSE_POOL,
-    kinds={"lightgbm", "mlflow"},
-    description="LightGBM models of score_ma, score_croissance and score_stabilite, registered"
-    " in MLflow; a new version becomes champion only if it beats the champion and the rule"
-    " baseline on the holdout.",
 )
 def ma_models(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     training_set: pl.DataFrame,
     mlflow: MlflowResource,
-    warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.Output[Any]]:
     """Splits, training and purging: ``ma_pipeline.ml.train``; promotion:
     ``ma_pipeline.ml.promotion``. The models live in the MLflow registry (scoring loads the
-    champions with ``MlflowResource.scorers``), so this asset stores no table of its own; it
-    rebuilds ``ml.model_versions`` from the registry, and ``ml.feature_reference`` when a new
-    ``ma`` champion is promoted."""
+    champions with ``MlflowResource.scorers``); ``model_versions`` is rebuilt from the registry
+    and ``feature_reference`` written when a new ``ma`` champion is promoted."""
     frame = training_set.sort(AS_OF, "siren")  # the warehouse returns rows in no set order
     try:
         splits = split_dates(
@@ -211,8 +221,8 @@ def ma_models(
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     snapshot_day = frame["snapshot_date"].max()
-    backend = warehouse.backend()
     metadata: dict[str, Any] = {}
+    reference: pl.DataFrame | None = None
     with mlflow.start_run(context) as run:
         run_id = run.info.run_id
         client = mlflow.client()
@@ -242,19 +252,15 @@ def ma_models(
                 f"{score}_model_card": dg.MetadataValue.md(card),
             }
             if score == "ma" and report.decision.promote:
-                backend.replace_table(
-                    FEATURE_REFERENCE,
-                    feature_reference(frame, splits, report.model_version, config.seed),
-                )
+                reference = feature_reference(frame, splits, report.model_version, config.seed)
         versions = model_versions(client)
-        backend.replace_table(MODEL_VERSIONS, versions)
-        if backend.dialect == "duckdb":  # the API reads the champions from the snapshot
-            export_model_versions(backend, snapshot_paths(warehouse.data_dir))
     serving = versions.filter(pl.col("alias") == "champion")
     champion_of = dict(
         zip(serving["score"], serving["model_name"] + "/" + serving["version"], strict=True)
     )
-    return dg.MaterializeResult(
+    yield dg.Output(
+        None,
+        output_name="ma_models",
         metadata=metadata
         | {
             "mlflow_run_id": run_id,
@@ -267,6 +273,9 @@ def ma_models(
                 for dates in (getattr(splits, name),)
             },
             "model_versions": preview(versions, rows=30),
-            "feature_reference_written": bool(metadata.get("ma_promoted")),
-        }
+            "feature_reference_written": reference is not None,
+        },
     )
+    yield dg.Output(versions, output_name="model_versions")
+    if reference is not None:
+        yield dg.Output(reference, output_name="feature_reference")

@@ -27,17 +27,15 @@ from datetime import date
 
 import polars as pl
 
-from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
+from ma_pipeline.contracts.tables import PAPPERS_TABLES, RAW_COMPANIES
 from ma_pipeline.features.compute import FeatureConfig, FeatureInputs, compute_features
 from ma_pipeline.ml.scorer import LABELS
-from ma_pipeline.warehouse import TableRef, Warehouse
+from ma_pipeline.warehouse import Warehouse
 
 HORIZON_MONTHS = 12
 # Growth label: next fiscal year's revenue up 10 % or more (the baseline's documented target).
 GROWTH_THRESHOLD = 0.10
 AS_OF = "as_of_date"
-RAW_COMPANIES = TableRef("ingestion", "raw_companies")
-PAPPERS = [TableRef("enrichment", name) for name in PAPPERS_TABLES]
 
 
 @dataclass(frozen=True)
@@ -55,15 +53,15 @@ class Snapshot:
 def read_snapshot(warehouse: Warehouse) -> Snapshot:
     """The newest partition that both raw_companies and pappers_companies hold, read from the
     warehouse (one day of each table, not their history)."""
-    days = set(warehouse.partitions(RAW_COMPANIES)) & set(warehouse.partitions(PAPPERS[0]))
+    days = set(warehouse.partitions(RAW_COMPANIES)) & set(warehouse.partitions(PAPPERS_TABLES[0]))
     if not days:
         raise LookupError(
-            f"no partition is in both {RAW_COMPANIES} and {PAPPERS[0]}: materialize a day of"
+            f"no partition is in both {RAW_COMPANIES} and {PAPPERS_TABLES[0]}: materialize a day of"
             " raw_companies and its Pappers enrichment first"
         )
     day = max(days)
     companies, *pappers = (
-        warehouse.read(table, start=day, end=day) for table in (RAW_COMPANIES, *PAPPERS)
+        warehouse.read(table, start=day, end=day) for table in (RAW_COMPANIES, *PAPPERS_TABLES)
     )
     return Snapshot(day, companies, *pappers)
 

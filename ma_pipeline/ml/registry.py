@@ -33,6 +33,7 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 from pydantic import Field
 
+from ma_pipeline.contracts.scores import MODEL_VERSIONS_SCHEMA
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer, Scorer
 
@@ -43,16 +44,6 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_TAGS = ("dagster_run_id", "dagster_job", "dagster_asset_key", "dagster_partition")
 _SERVER_SCHEMES = ("http", "https", "databricks")
 # ml.model_versions: the registry as the warehouse (and the API's snapshot) shows it.
-MODEL_VERSIONS_SCHEMA: dict[str, pl.DataType] = {
-    "score": pl.String(),
-    "model_name": pl.String(),
-    "version": pl.String(),
-    "alias": pl.String(),  # champion, challenger or ''
-    "run_id": pl.String(),
-    "created_at": pl.Datetime("us", "UTC"),
-    "metrics_json": pl.String(),  # the version's own holdout metrics
-    "decision": pl.String(),
-}
 
 
 def _aliases(client: MlflowClient, name: str) -> dict[str, str] | None:

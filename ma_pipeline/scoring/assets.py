@@ -1,28 +1,27 @@
-"""ml_scores, its blocking checks, and published_scores: what the API and the marts serve.
+"""ml_scores and its blocking checks.
 
-A day goes ml_scores → blocking checks → published_scores. The checks are blocking, so a failed
-one stops the run before published_scores; published_scores also refuses, on its own, a partition
-whose latest ml_scores materialization has not passed every blocking check (the case of a UI user
-materializing it alone after a failed run). Readers only ever see published partitions.
+A day goes ml_scores → blocking checks → kaspr_contacts → publication. The checks are blocking,
+so a failed one stops the run before anything downstream; ``publication`` also refuses, on its
+own, a partition whose latest ml_scores materialization has not passed every blocking check.
+
+A day is compared with (carry-over, score drift) the newest earlier partition of ml_scores whose
+latest materialization passed its blocking checks: the scores readers saw, read from ml_scores
+itself (a self-dependency), never from its published copy downstream.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 import dagster as dg
 import polars as pl
-from dagster._core.storage.asset_check_execution_record import (
-    AssetCheckExecutionRecordStatus,  # not exported by dagster 1.13
-)
 from pydantic import Field
 
 from ma_pipeline import settings
-from ma_pipeline.features.assets import FEATURES_KEY
-from ma_pipeline.features.quality import Outcome, by_partition, evaluations
+from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
+from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
 from ma_pipeline.lib.metadata import preview
-from ma_pipeline.ml.assets import MODELS_KEY
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.ml.scorer import BASELINE_VERSION, Scorer
 from ma_pipeline.partitions import daily_partitions
@@ -33,26 +32,12 @@ from ma_pipeline.scoring.checks import (
     in_range_outcome,
     no_nulls_outcome,
 )
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.scoring.publication import (
-    PUBLISHED_SCORES,
-    latest_published,
-    publications,
-    publish,
-    snapshot_paths,
-)
-from ma_pipeline.warehouse import (
-    PARTITION_COLUMN,
-    WAREHOUSE_POOL,
-    Warehouse,
-    WarehouseResource,
-    table_for,
-)
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 GROUP = "scoring"
-ML_SCORES_KEY = dg.AssetKey([GROUP, "ml_scores"])
-PUBLISHED_SCORES_KEY = dg.AssetKey([GROUP, "published_scores"])
+# Days before a partition searched for its reference (the newest one that passed its checks).
+REFERENCE_SEARCH_DAYS = 62
 
 COLUMN_SCHEMA = dg.TableSchema(
     columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in ML_SCORES_SCHEMA.items()]
@@ -67,14 +52,19 @@ class Reference:
     label: str
 
 
-def published_before(warehouse: Warehouse, day: date) -> Reference | None:
-    """The newest published partition before ``day``, as readers saw it."""
-    earlier = publications(warehouse).filter(pl.col("partition_date") < day)
-    if earlier.is_empty():
+def checked_before(
+    warehouse: Warehouse, instance: dg.DagsterInstance, day: date
+) -> Reference | None:
+    """The newest ml_scores partition before ``day`` whose latest materialization passed every
+    blocking check: the scores readers saw."""
+    earlier = [d for d in warehouse.partitions(tables.ML_SCORES) if d < day]
+    candidates = [d.isoformat() for d in earlier[-REFERENCE_SEARCH_DAYS:]]
+    passed = passed_partitions(instance, BLOCKING_CHECKS, candidates)
+    if not passed:
         return None
-    previous = earlier["partition_date"][0]
-    rows = warehouse.read(PUBLISHED_SCORES, start=previous, end=previous)
-    return Reference(rows, f"published partition {previous}")
+    previous = date.fromisoformat(max(passed))
+    rows = warehouse.read(tables.ML_SCORES, start=previous, end=previous)
+    return Reference(rows, f"checked partition {previous}")
 
 
 def in_run(day: date, rows: pl.DataFrame) -> Reference:
@@ -88,11 +78,29 @@ def _models(scorers: dict[str, Scorer]) -> dict[str, str]:
     return {s: f"{v.version} ({kind[v.version == BASELINE_VERSION]})" for s, v in scorers.items()}
 
 
+CHECKS = {
+    "scores_in_range": "Every score and the confidence within 0-100.",
+    "one_row_per_company": "Exactly the SIRENs of the day's company_features, once each.",
+    "no_null_scores": "No missing score, confidence, scorer, model version or feature hash.",
+    "score_distribution": "PSI of each score against the newest earlier partition that passed"
+    " its checks (or the run's previous day), over psi_max blocks when the model is unchanged.",
+}
+BLOCKING_CHECKS = [dg.AssetCheckKey(keys.ML_SCORES, name) for name in CHECKS]
+
+
 @dg.asset(
-    key=ML_SCORES_KEY,
+    key=keys.ML_SCORES,
     group_name=GROUP,
-    ins={"company_features": dg.AssetIn(key=FEATURES_KEY)},
-    deps=[MODELS_KEY],  # the champions, read from MLflow by alias
+    ins={"company_features": dg.AssetIn(key=keys.COMPANY_FEATURES)},
+    deps=[
+        keys.MA_MODELS,  # the champions, read from MLflow by alias
+        dg.AssetDep(  # the reference: an earlier partition, carried over
+            keys.ML_SCORES,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+    ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
@@ -117,20 +125,20 @@ def ml_scores(
     probabilities are from 0.5. See ``scoring.compute``.
 
     Only companies whose feature vector as the models see it (``feature_hash``: each value's
-    interval between the champions' split thresholds) or whose champion changed since the newest
-    published partition before the day are recomputed; the others keep that partition's scores,
+    interval between the champions' split thresholds) or whose champion changed since the
+    reference partition (see the module) are recomputed; the others keep that partition's scores,
     reasons and ``calculated_at``, exactly as a recomputation would give them. In a single-run
     backfill, each day's reference is the previous day of the run once scored. Champions are
     loaded once per run.
     """
     scorers = mlflow.scorers()
     backend = warehouse.backend()
-    keys = sorted(context.partition_keys)
-    features = by_partition(company_features, keys)
-    reference = published_before(backend, date.fromisoformat(keys[0]))
+    days = sorted(context.partition_keys)
+    features = by_partition(company_features, days)
+    reference = checked_before(backend, context.instance, date.fromisoformat(days[0]))
     now = datetime.now(UTC)
     frames, per_day = [], []
-    for key in keys:
+    for key in days:
         scored = score_day(features[key], scorers, reference.rows if reference else None, now)
         frames.append(scored.frame)
         per_day.append(
@@ -148,7 +156,7 @@ def ml_scores(
     if all(s.version == BASELINE_VERSION for s in scorers.values()):
         context.log.warning("no champion model yet: the rule baseline scores every company")
     context.log.info(
-        f"{scores.height} scores over {len(keys)} day(s):"
+        f"{scores.height} scores over {len(days)} day(s):"
         f" {sum(d['recomputed'] for d in per_day)} recomputed,"
         f" {sum(d['carried_over'] for d in per_day)} carried over; models {labels}"
     )
@@ -179,28 +187,19 @@ class ScoreChecksConfig(dg.Config):
     bins: int = Field(default=10, description="Quantile bins of the reference, per score")
 
 
-CHECKS = {
-    "scores_in_range": "Every score and the confidence within 0-100.",
-    "one_row_per_company": "Exactly the SIRENs of the day's company_features, once each.",
-    "no_null_scores": "No missing score, confidence, scorer, model version or feature hash.",
-    "score_distribution": "PSI of each score against the newest published partition before"
-    " the day (or the run's previous day), over psi_max blocks when the model is unchanged.",
-}
-
-
 @dg.multi_asset_check(
     specs=[
         dg.AssetCheckSpec(
             name,
-            asset=ML_SCORES_KEY,
-            additional_deps=[FEATURES_KEY] if name == "one_row_per_company" else None,
+            asset=keys.ML_SCORES,
+            additional_deps=[keys.COMPANY_FEATURES] if name == "one_row_per_company" else None,
             partitions_def=daily_partitions,
             blocking=True,
             description=f"{description} ERROR, blocking: the partition is not published.",
         )
         for name, description in CHECKS.items()
     ],
-    ins={"ml_scores": dg.AssetIn(key=ML_SCORES_KEY)},
+    ins={"ml_scores": dg.AssetIn(key=keys.ML_SCORES)},
     pool=WAREHOUSE_POOL,
 )
 def ml_scores_blocking_checks(
@@ -211,17 +210,17 @@ def ml_scores_blocking_checks(
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """The four rules of ``scoring.checks`` on each partition of the run, one evaluation each;
     company_features is read for its SIRENs only."""
-    keys = sorted(context.partition_keys)
-    first, last = date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
+    days = sorted(context.partition_keys)
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
     backend = warehouse.backend()
-    scores = by_partition(ml_scores, keys)
+    scores = by_partition(ml_scores, days)
     sirens = backend.read(
-        table_for(FEATURES_KEY), start=first, end=last, columns=[PARTITION_COLUMN, "siren"]
+        tables.COMPANY_FEATURES, start=first, end=last, columns=[PARTITION_COLUMN, "siren"]
     )
-    features = by_partition(sirens, keys)
-    reference = published_before(backend, first)
+    features = by_partition(sirens, days)
+    reference = checked_before(backend, context.instance, first)
     outcomes: dict[str, dict[str, Outcome]] = {}
-    for key in keys:
+    for key in days:
         rows = scores[key]
         outcomes[key] = {
             "scores_in_range": in_range_outcome(rows),
@@ -230,64 +229,10 @@ def ml_scores_blocking_checks(
             "score_distribution": distribution_outcome(
                 rows,
                 reference.rows if reference else None,
-                reference.label if reference else "no published partition before the day",
+                reference.label if reference else "no checked partition before the day",
                 threshold=config.psi_max,
                 bins=config.bins,
             ),
         }
         reference = in_run(date.fromisoformat(key), rows)
     yield from evaluations(context, outcomes)
-
-
-def _not_passed(context: dg.AssetExecutionContext, keys: list[str]) -> dict[str, list[str]]:
-    """Partition -> the blocking checks its latest ml_scores materialization has not passed."""
-    check_keys = list(ml_scores_blocking_checks.check_keys)
-    infos = context.instance.event_log_storage.get_asset_check_partition_info(
-        check_keys, partition_keys=keys
-    )
-    passed = {
-        (i.check_key, i.partition_key)
-        for i in infos
-        if i.latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED and i.is_current
-    }
-    missing = {key: [c.name for c in check_keys if (c, key) not in passed] for key in keys}
-    return {key: names for key, names in missing.items() if names}
-
-
-@dg.asset(
-    key=PUBLISHED_SCORES_KEY,
-    group_name="serving",
-    deps=[ML_SCORES_KEY],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    kinds={"polars"},
-)
-def published_scores(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """The checked ml_scores partitions, copied to ``scoring.published_scores`` and recorded in
-    ``scoring.score_publications`` (plus the Parquet snapshot the API reads on DuckDB): what
-    every reader serves. The newest published partition is the served date."""
-    keys = sorted(context.partition_keys)
-    unchecked = _not_passed(context, keys)
-    if unchecked:
-        raise dg.Failure(
-            description="not published: these ml_scores partitions have not passed their"
-            f" blocking checks on their latest materialization: {unchecked}",
-            allow_retries=False,
-        )
-    backend = warehouse.backend()
-    snapshot = snapshot_paths(warehouse.data_dir) if backend.dialect == "duckdb" else None
-    records = pl.concat(
-        publish(backend, date.fromisoformat(key), context.run.run_id, snapshot) for key in keys
-    )
-    served = latest_published(backend)
-    context.log.info(f"published {', '.join(keys)}; readers now serve {served}")
-    metadata: dict[str, Any] = {
-        "publications": preview(records, records.height),
-        "served_date": str(served),
-    }
-    if snapshot is not None:
-        metadata["snapshot"] = dg.MetadataValue.path(str(snapshot.root))
-    return dg.MaterializeResult(metadata=metadata)

@@ -7,10 +7,10 @@ not published (``publication``), so the API and the marts keep serving the previ
 
 import polars as pl
 
-from ma_pipeline.features.drift import psi
-from ma_pipeline.features.quality import ERROR, SAMPLE_ROWS, Coverage, Outcome
-from ma_pipeline.lib.metadata import preview
 from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.lib.checks import ERROR, SAMPLE_ROWS, Coverage, Outcome
+from ma_pipeline.lib.drift import psi
+from ma_pipeline.lib.metadata import preview
 
 SCORE_COLUMNS = [f"score_{s}" for s in SCORES]
 BOUNDED = [*SCORE_COLUMNS, "confidence"]

@@ -48,10 +48,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, PROFILE, SCORES, TOP_REASONS
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, PROFILE, SCORES, TOP_REASONS
 from ma_pipeline.scoring.display import shown_values
 from ma_pipeline.warehouse import PARTITION_COLUMN
 

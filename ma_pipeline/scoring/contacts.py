@@ -5,7 +5,8 @@ is flagged (column ``personal_data``, a table comment, the asset tag ``ma/person
 apart from the scores, never copied into a mart, and served by the API only to keys with the
 ``contacts:read`` scope. Dagster metadata shows counts, never a person.
 
-Who is looked up. The top ``top_n`` companies by ``score_ma`` of the day's *published* partition;
+Who is looked up. The top ``top_n`` companies by ``score_ma`` of the day's checked ml_scores
+partition (the blocking checks stop the run before this asset when they fail);
 their dirigeants who are people (not companies, not auditors). Kaspr needs a LinkedIn slug per
 person: slugs come from ``$MA_DATA_DIR/landing/linkedin_profiles*.csv`` (columns ``siren``,
 ``nom``, ``prenom``, ``linkedin_slug``; the slug may be a profile URL; a person matches on SIREN,
@@ -18,10 +19,12 @@ Status of each person: ``found`` (contacts returned), ``not_found`` (Kaspr has n
 ``no_slug`` (no known LinkedIn slug: not looked up), ``over_budget`` (the day's credit budget,
 or the account's credits, ran out first). A lookup that failed otherwise (network, 5xx after
 retries, an unreadable answer) goes to ``scoring.kaspr_contacts_failures`` instead, with its cause.
+The API reads the day's contacts from their published copy (``publication``).
 """
 
 import hashlib
 import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,49 +34,23 @@ import polars as pl
 from pydantic import Field
 
 from ma_pipeline import settings
+from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.scores import CONTACTS_SCHEMA
+from ma_pipeline.enrichment.assets import api_cache_events
 from ma_pipeline.enrichment.kaspr import KasprContact, KasprQuery, KasprResource, linkedin_slug
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.scoring.assets import PUBLISHED_SCORES_KEY
-from ma_pipeline.scoring.publication import (
-    CONTACTS,
-    PUBLISHED_SCORES,
-    export_contacts,
-    snapshot_paths,
-)
-from ma_pipeline.warehouse import (
-    PARTITION_COLUMN,
-    WAREHOUSE_POOL,
-    TableRef,
-    Warehouse,
-    WarehouseResource,
-)
-from ma_pipeline.warehouse.io_manager import write_metadata
+from ma_pipeline.scoring.publication import PERSONAL_DATA_COMMENT
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
-CONTACTS_KEY = dg.AssetKey(["scoring", "kaspr_contacts"])
-CONTACT_FAILURES = TableRef("scoring", "kaspr_contacts_failures")
-DIRIGEANTS = TableRef("enrichment", "pappers_dirigeants")
 LINKEDIN_FILES = "linkedin_profiles*.csv"
 FOUND, NOT_FOUND, NO_SLUG, OVER_BUDGET = "found", "not_found", "no_slug", "over_budget"
 STATUSES = (FOUND, NOT_FOUND, NO_SLUG, OVER_BUDGET)
 # Failures that mean "not looked up today for lack of credits", not "broken".
 _OUT_OF_CREDITS = {"over_budget", "credits_exhausted"}
 
-CONTACTS_SCHEMA: dict[str, pl.DataType] = {
-    PARTITION_COLUMN: pl.Date(),
-    "siren": pl.String(),
-    "nom": pl.String(),
-    "prenom": pl.String(),
-    "qualite": pl.String(),
-    "linkedin_slug": pl.String(),
-    "work_email": pl.String(),
-    "phone": pl.String(),
-    "status": pl.String(),
-    "fetched_at": pl.Datetime("us", "UTC"),
-    "personal_data": pl.Boolean(),
-}
 FAILURES_SCHEMA: dict[str, pl.DataType] = {
     PARTITION_COLUMN: pl.Date(),
     "siren": pl.String(),
@@ -84,10 +61,6 @@ FAILURES_SCHEMA: dict[str, pl.DataType] = {
     "http_status": pl.Int64(),
     "message": pl.String(),
 }
-TABLE_COMMENT = (
-    "PERSONAL DATA (names, work e-mails, phones of dirigeants): never copy into a mart;"
-    " served only to API keys with the contacts:read scope."
-)
 
 
 def _plain(text: str) -> str:
@@ -224,8 +197,8 @@ class KasprContactsConfig(dg.Config):
 
     top_n: int = Field(
         default=int(settings.value("MA_KASPR_TOP_N")),
-        description="Companies of the published partition, by score_ma, whose dirigeants are"
-        " looked up",
+        description="Companies of the day's checked ml_scores, by score_ma, whose dirigeants"
+        " are looked up",
     )
 
 
@@ -243,16 +216,17 @@ class DayContacts(NamedTuple):
     contacts: pl.DataFrame
     failures: pl.DataFrame
     summary: dict[str, Any]  # counts only: Dagster metadata never shows a person
+    run: EnrichmentRun[KasprContact] | None
 
 
 def _day(
     day: date, top_n: int, files: list[Path], kaspr: KasprResource, backend: Warehouse
 ) -> DayContacts:
-    published = backend.read(PUBLISHED_SCORES, start=day, end=day, columns=["siren", "score_ma"])
-    targets = top_targets(published, top_n)
+    scores = backend.read(tables.ML_SCORES, start=day, end=day, columns=["siren", "score_ma"])
+    targets = top_targets(scores, top_n)
     # Only the targets' dirigeants, not the day's millions: a keyed lookup in the warehouse.
     keys = targets.select(pl.lit(day).alias(PARTITION_COLUMN), "siren")
-    dirigeants = backend.lookup(DIRIGEANTS, keys)
+    dirigeants = backend.lookup(tables.PAPPERS_DIRIGEANTS, keys)
     people, slug_source = _with_slugs(dirigeants_of(dirigeants, targets), files, kaspr)
     queries = [
         KasprQuery(slug, f"{prenom or ''} {nom}".strip())
@@ -275,20 +249,32 @@ def _day(
         "credits": run.credits if run else 0.0,
         "cache_hits": run.cache_hits if run else 0,
     }
-    return DayContacts(contacts, failures, summary)
+    return DayContacts(contacts, failures, summary, run)
 
 
-@dg.asset(
-    key=CONTACTS_KEY,
-    group_name="scoring",
-    deps=[PUBLISHED_SCORES_KEY, dg.AssetKey([DIRIGEANTS.schema, DIRIGEANTS.name])],
+@dg.multi_asset(
+    outs={
+        "kaspr_contacts": dg.AssetOut(
+            key=keys.KASPR_CONTACTS,
+            kinds={"polars"},
+            tags={"ma/personal_data": "true"},
+            description="PERSONAL DATA. Work e-mails and phones of the dirigeants of the day's"
+            " top targets, from Kaspr within the daily credit budget; one row per person with"
+            " a status.",
+        ),
+        "kaspr_contacts_failures": dg.AssetOut(
+            key=keys.KASPR_CONTACTS_FAILURES,
+            kinds={"polars"},
+            tags={"ma/personal_data": "true"},
+            description="PERSONAL DATA. Look-ups that failed for another reason than a miss or"
+            " the budget (network, 5xx after retries, an unreadable answer), with the cause.",
+        ),
+    },
+    deps=[keys.ML_SCORES, keys.PAPPERS_DIRIGEANTS, keys.API_CACHE, keys.API_USAGE],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="scoring",
     pool=WAREHOUSE_POOL,
-    kinds={"polars"},
-    tags={"ma/personal_data": "true"},
-    description="PERSONAL DATA. Work e-mails and phones of the dirigeants of the day's top"
-    " targets, from Kaspr within the daily credit budget; one row per person with a status.",
 )
 def kaspr_contacts(
     context: dg.AssetExecutionContext,
@@ -296,30 +282,24 @@ def kaspr_contacts(
     kaspr: KasprResource,
     sirene: SireneSource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
-    """The top ``top_n`` published companies of each day by ``score_ma``: their dirigeants'
-    contacts (see the module). Newest day first, so a backfill spends the budget on the day
-    that matters; each run replaces its days' rows."""
-    keys = sorted(context.partition_keys, reverse=True)
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetMaterialization]:
+    """The top ``top_n`` companies of each day by ``score_ma``: their dirigeants' contacts (see
+    the module). Newest day first, so a backfill spends the budget on the day that matters;
+    each run replaces its days' rows."""
+    days = sorted(context.partition_keys, reverse=True)
     files = sorted(sirene.landing_dir.glob(LINKEDIN_FILES))
     if kaspr.mode == "sandbox":
         context.log.warning("MA_KASPR_API_KEY is not set: contacts come from the Kaspr sandbox")
     backend = warehouse.backend()
-    results = [_day(date.fromisoformat(k), config.top_n, files, kaspr, backend) for k in keys]
-    days = [date.fromisoformat(k) for k in keys]
-    contacts = pl.concat([r.contacts for r in results])
-    report = backend.replace_partitions(CONTACTS, contacts, days)
-    backend.replace_partitions(CONTACT_FAILURES, pl.concat([r.failures for r in results]), days)
-    backend.execute(f"COMMENT ON TABLE {CONTACTS.sql} IS '{TABLE_COMMENT}'")
-    if backend.dialect == "duckdb":
-        export_contacts(backend.read(CONTACTS), snapshot_paths(warehouse.data_dir))
+    results = [_day(date.fromisoformat(k), config.top_n, files, kaspr, backend) for k in days]
+    yield from api_cache_events(r.run for r in results)
     by_day = pl.DataFrame([r.summary for r in results])
     totals = by_day.drop("partition", "slugs_from").sum().row(0, named=True)
-    context.log.info(f"{len(keys)} day(s) of contacts: {totals}")
-    return dg.MaterializeResult(
-        metadata={
-            **write_metadata(report, contacts),
-            "by_partition": preview(by_day, by_day.height),
-            "personal_data": True,
-        }
+    context.log.info(f"{len(days)} day(s) of contacts: {totals}")
+    yield dg.Output(
+        pl.concat([r.contacts for r in results]),
+        output_name="kaspr_contacts",
+        metadata={"by_partition": preview(by_day, by_day.height), "personal_data": True},
     )
+    yield dg.Output(pl.concat([r.failures for r in results]), output_name="kaspr_contacts_failures")
+    backend.execute(f"COMMENT ON TABLE {tables.KASPR_CONTACTS.sql} IS '{PERSONAL_DATA_COMMENT}'")

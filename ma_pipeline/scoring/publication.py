@@ -1,82 +1,51 @@
-"""Publication: the partitions of ml_scores that passed their blocking checks, for every reader.
+"""Publication: everything the API and the marts read, written together by one step.
 
-``scoring.ml_scores`` keeps every scoring run's output, good or bad. A partition becomes visible
-only when it is published: its rows are copied into ``scoring.published_scores`` and recorded in
-``scoring.score_publications``, which tells every reader (the API, the dbt marts) the newest good
-day. A later run of the same day that fails its checks is never published, so the copy readers
-see stays the last good one.
+``scoring.ml_scores`` keeps every scoring run's output, good or bad. A day becomes visible only
+when the ``publication`` step copies it, after its blocking checks passed, into the ``serving``
+schema: its scores, the model versions of the registry and the day's Kaspr contacts, then its
+record in ``serving.score_publications``, which tells every reader the newest good day. A later
+run of the same day that fails its checks is never published, so readers keep the last good copy.
 
 On DuckDB, where the API cannot open the warehouse while the pipeline writes, publication also
-writes a read-only snapshot under ``<data_dir>/published/``: one Parquet file per published
-partition, then the publications record, each replaced atomically. Readers of the snapshot read
-``publications.parquet`` first, so a partition's file is complete before it is listed.
+writes the read-only snapshot (``contracts.snapshot``): the day's scores file first, then the
+model versions, the contacts and the publications record, each replaced atomically, so a
+partition's file is complete before it is listed.
 """
 
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 
-from ma_pipeline.contracts.scores import SCORES
-from ma_pipeline.warehouse import TableRef, Warehouse
+from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.scores import (
+    CONTACTS_SCHEMA,
+    MODEL_VERSIONS_SCHEMA,
+    PUBLICATIONS_SCHEMA,
+    SCORES,
+)
+from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
+from ma_pipeline.lib.checks import passed_partitions
+from ma_pipeline.lib.metadata import preview
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.scoring.assets import BLOCKING_CHECKS
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
-ML_SCORES = TableRef("scoring", "ml_scores")
-PUBLISHED_SCORES = TableRef("scoring", "published_scores", lookup=("siren",))
-PUBLICATIONS = TableRef("scoring", "score_publications")
-CONTACTS = TableRef("scoring", "kaspr_contacts", lookup=("siren",))
-# Written by the training code: one row per registered model version, its alias and metrics.
-MODEL_VERSIONS = TableRef("ml", "model_versions")
-
-PUBLICATIONS_SCHEMA: dict[str, pl.DataType] = {
-    "partition_date": pl.Date(),
-    "published_at": pl.Datetime("us", "UTC"),
-    "run_id": pl.String(),
-    "companies": pl.Int64(),
-    "scorer": pl.String(),
-    **{f"model_version_{s}": pl.String() for s in SCORES},
-}
-
-
-@dataclass(frozen=True)
-class SnapshotPaths:
-    """Where the published snapshot lives, for the pipeline that writes it and the API."""
-
-    root: Path
-
-    @property
-    def publications(self) -> Path:
-        return self.root / "publications.parquet"
-
-    def scores(self, day: date) -> Path:
-        return self.root / "scores" / f"partition_date={day.isoformat()}" / "scores.parquet"
-
-    @property
-    def scores_glob(self) -> str:
-        return str(self.root / "scores" / "*" / "scores.parquet")
-
-    @property
-    def model_versions(self) -> Path:
-        return self.root / "model_versions.parquet"
-
-    @property
-    def contacts(self) -> Path:
-        return self.root / "contacts.parquet"
+GROUP = "serving"
+PERSONAL_DATA_COMMENT = (
+    "PERSONAL DATA (names, work e-mails, phones of dirigeants): never copy into a mart;"
+    " served only to API keys with the contacts:read scope."
+)
 
 
-def snapshot_paths(data_dir: str | Path) -> SnapshotPaths:
-    return SnapshotPaths(Path(data_dir).resolve() / "published")
-
-
-def publish(
-    warehouse: Warehouse, day: date, run_id: str, snapshot: SnapshotPaths | None = None
-) -> pl.DataFrame:
-    """Publish the ``day`` partition of ml_scores; return its publication record."""
-    scores = warehouse.read(ML_SCORES, start=day, end=day)
+def publication_record(scores: pl.DataFrame, day: date, run_id: str) -> pl.DataFrame:
+    """The publications row of ``day``: when, by which run, how many companies, which models."""
     if scores.is_empty():
-        raise ValueError(f"{ML_SCORES} has no rows for {day}: nothing to publish")
+        raise ValueError(f"{tables.ML_SCORES} has no rows for {day}: nothing to publish")
     first = scores.row(0, named=True)
-    record = pl.DataFrame(
+    return pl.DataFrame(
         [
             {
                 "partition_date": day,
@@ -89,34 +58,67 @@ def publish(
         ],
         schema=PUBLICATIONS_SCHEMA,
     )
-    warehouse.replace_partitions(PUBLISHED_SCORES, scores, [day])
-    warehouse.upsert(PUBLICATIONS, record, ["partition_date"])
+
+
+def _read_or_empty(
+    warehouse: Warehouse, table: tables.TableRef, schema: dict[str, pl.DataType], **where: date
+) -> pl.DataFrame:
+    if not warehouse.columns(table):
+        return pl.DataFrame(schema=schema)
+    return warehouse.read(table, **where)
+
+
+def stamped(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    return frame.select(pl.lit(day).alias(PARTITION_COLUMN), pl.exclude(PARTITION_COLUMN))
+
+
+def publish(
+    warehouse: Warehouse, day: date, run_id: str, snapshot: SnapshotPaths | None = None
+) -> pl.DataFrame:
+    """Publish the ``day`` partition of ml_scores with the current model versions and the day's
+    contacts, outside Dagster (the quick start's summary and tests); return its record."""
+    frames = publication_frames(warehouse, day, run_id)
+    for table, frame in frames.items():
+        warehouse.replace_partitions(table, frame, [day])
     if snapshot is not None:
+        write_snapshot(warehouse, snapshot, [day])
+    return frames[tables.SCORE_PUBLICATIONS]
+
+
+def publication_frames(
+    warehouse: Warehouse, day: date, run_id: str
+) -> dict[tables.TableRef, pl.DataFrame]:
+    """The rows each published table gets for ``day``, the publications record last."""
+    scores = warehouse.read(tables.ML_SCORES, start=day, end=day)
+    versions = _read_or_empty(warehouse, tables.MODEL_VERSIONS, MODEL_VERSIONS_SCHEMA)
+    contacts = _read_or_empty(warehouse, tables.KASPR_CONTACTS, CONTACTS_SCHEMA, start=day, end=day)
+    return {
+        tables.PUBLISHED_SCORES: scores,
+        tables.PUBLISHED_MODEL_VERSIONS: stamped(versions, day),
+        tables.PUBLISHED_CONTACTS: contacts,
+        tables.SCORE_PUBLICATIONS: publication_record(scores, day, run_id),
+    }
+
+
+def write_snapshot(warehouse: Warehouse, snapshot: SnapshotPaths, days: list[date]) -> None:
+    """The API's read-only copy of what was just published: the days' score files, then the
+    newest model versions, every published contact, and the publications record."""
+    for day in days:
+        scores = warehouse.read(tables.PUBLISHED_SCORES, start=day, end=day)
         # By SIREN: the row groups' statistics then let the API's history read skip most of a day.
         _write_atomically(scores.sort("siren"), snapshot.scores(day))
-        _write_atomically(publications(warehouse), snapshot.publications)
-    return record
-
-
-def export_model_versions(warehouse: Warehouse, snapshot: SnapshotPaths) -> pl.DataFrame:
-    """Copy ``ml.model_versions`` into the snapshot, where the API reads the champions in DuckDB
-    mode; the training code calls it after each change to the registry."""
-    versions = warehouse.read(MODEL_VERSIONS)
-    _write_atomically(versions, snapshot.model_versions)
-    return versions
-
-
-def export_contacts(contacts: pl.DataFrame, snapshot: SnapshotPaths) -> None:
-    """Replace the snapshot's contacts, which the API reads in DuckDB mode, with ``contacts``
-    (every row of ``scoring.kaspr_contacts``); ``kaspr_contacts`` calls it after each write."""
-    _write_atomically(contacts, snapshot.contacts)
+    newest = latest_published(warehouse)
+    versions = warehouse.read(tables.PUBLISHED_MODEL_VERSIONS, start=newest, end=newest)
+    _write_atomically(versions.drop(PARTITION_COLUMN), snapshot.model_versions)
+    _write_atomically(warehouse.read(tables.PUBLISHED_CONTACTS), snapshot.contacts)
+    _write_atomically(publications(warehouse), snapshot.publications)
 
 
 def publications(warehouse: Warehouse) -> pl.DataFrame:
     """Every publication, newest partition first (empty before the first one)."""
-    if not warehouse.columns(PUBLICATIONS):
+    if not warehouse.columns(tables.SCORE_PUBLICATIONS):
         return pl.DataFrame(schema=PUBLICATIONS_SCHEMA)
-    return warehouse.read(PUBLICATIONS).sort("partition_date", descending=True)
+    return warehouse.read(tables.SCORE_PUBLICATIONS).sort("partition_date", descending=True)
 
 
 def latest_published(warehouse: Warehouse) -> date | None:
@@ -130,3 +132,69 @@ def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
     partial = path.with_suffix(".parquet.partial")
     frame.write_parquet(partial)
     partial.replace(path)
+
+
+_OUTPUTS = {
+    tables.PUBLISHED_SCORES: "The checked ml_scores partitions, as every reader serves them.",
+    tables.PUBLISHED_MODEL_VERSIONS: "The registry's model versions (champion, challenger) when"
+    " the day was published: the API's model list.",
+    tables.PUBLISHED_CONTACTS: "PERSONAL DATA. The day's kaspr_contacts, served only to API keys"
+    " with the contacts:read scope.",
+    tables.SCORE_PUBLICATIONS: "One row per published day (when, by which run, how many"
+    " companies, which models): written last, it is what makes the day visible.",
+}
+
+
+@dg.multi_asset(
+    outs={
+        table.name: dg.AssetOut(
+            key=keys.key(table),
+            description=description,
+            kinds={"polars"},
+            tags={"ma/personal_data": "true"} if table == tables.PUBLISHED_CONTACTS else None,
+        )
+        for table, description in _OUTPUTS.items()
+    },
+    deps=[keys.ML_SCORES, keys.MODEL_VERSIONS, keys.KASPR_CONTACTS],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    pool=WAREHOUSE_POOL,
+)
+def publication(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.Output[pl.DataFrame]]:
+    """Publish the run's days whose latest ml_scores materialization passed every blocking
+    check; refuse the whole run otherwise (the case of a UI user materializing it alone after a
+    failed run). The newest published day is the served date."""
+    days = sorted(context.partition_keys)
+    passed = passed_partitions(context.instance, BLOCKING_CHECKS, days)
+    unchecked = [day for day in days if day not in passed]
+    if unchecked:
+        raise dg.Failure(
+            description="not published: these ml_scores partitions have not passed their"
+            f" blocking checks on their latest materialization: {unchecked}",
+            allow_retries=False,
+        )
+    backend = warehouse.backend()
+    by_table: dict[tables.TableRef, list[pl.DataFrame]] = {table: [] for table in _OUTPUTS}
+    for day in days:
+        for table, frame in publication_frames(
+            backend, date.fromisoformat(day), context.run.run_id
+        ).items():
+            by_table[table].append(frame)
+    served = max(date.fromisoformat(days[-1]), latest_published(backend) or date.min)
+    records = pl.concat(by_table[tables.SCORE_PUBLICATIONS])
+    for table in _OUTPUTS:  # the publications record last: it makes the days visible
+        metadata = {"served_date": str(served)} if table == tables.PUBLISHED_SCORES else {}
+        if table == tables.SCORE_PUBLICATIONS:
+            metadata["publications"] = preview(records, records.height)
+        yield dg.Output(pl.concat(by_table[table]), output_name=table.name, metadata=metadata)
+    backend.execute(
+        f"COMMENT ON TABLE {tables.PUBLISHED_CONTACTS.sql} IS '{PERSONAL_DATA_COMMENT}'"
+    )
+    if backend.dialect == "duckdb":
+        snapshot = snapshot_paths(warehouse.data_dir)
+        write_snapshot(backend, snapshot, [date.fromisoformat(day) for day in days])
+        context.log.info(f"snapshot for the API written under {snapshot.root}")
+    context.log.info(f"published {', '.join(days)}; readers now serve {served}")

@@ -16,5 +16,5 @@ select
     model_version_croissance,
     model_version_stabilite,
     calculated_at
-from {{ source('scoring', 'published_scores') }}
+from {{ source('serving', 'published_scores') }}
 where {{ is_published('partition_date') }}

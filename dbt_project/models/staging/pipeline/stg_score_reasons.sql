@@ -6,7 +6,7 @@ select
     r.feature,
     r.value,
     r.contribution
-from {{ source('scoring', 'published_scores') }} as s
+from {{ source('serving', 'published_scores') }} as s
 cross join lateral (
     values
         {{ reason_rows('s') }}

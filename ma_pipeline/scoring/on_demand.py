@@ -1,80 +1,57 @@
-"""Score requests: the API records them, the pipeline scores them.
+"""On-demand scoring: the score requests of the API, scored with the nightly graph's functions.
 
-``POST /v1/score-requests`` only records a pending request in the API's database: the API never
-runs a model. ``score_requests_sensor`` hands the pending requests, a batch at a time, to
-``score_requests_job``, whose op scores each SIREN as the nightly run scores a company (Pappers
-cache first, ``compute_features`` as of today in Paris, the champions or the rule baseline through
-``score_day``), so a requested score equals the nightly score of the same company on the same data.
-Each request ends ``completed`` with the Company payload the API serves for a company, or
-``failed`` with a reason for the client; nothing else marks them.
-
-A request is never handed to two runs at once: a tick leaves out the requests that an unfinished
-run of the job holds (their ids are in its run config), and the run key is the digest of the
-batch's ids plus the number of earlier runs given that same batch. A tick that sees the batch of
-a run still going requests nothing; a run that ended without finishing its requests (a killed
-worker, a cancelled run) gets its batch handed again, under a new key, at the next tick.
+``POST /v1/score-requests`` only records a pending request in the API's request store
+(``contracts.api_store``): the API never runs a model. ``score_requests_sensor`` hands the
+pending requests, a batch at a time, to ``score_requests_job``, whose op scores each SIREN with
+the functions the nightly assets use (the Pappers client and its cache, ``compute_features`` as of
+today in Paris, the champions or the rule baseline through ``score_day``), so a requested score
+equals the nightly score of the same company on the same data. Each request ends ``completed``
+with the Company answer (``contracts.answers``), or ``failed`` with a reason for the client.
 """
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 from pydantic import Field, ValidationError
 
-from ma_pipeline import settings
+from ma_pipeline.contracts.answers import Company, company_json
+from ma_pipeline.contracts.api_store import PENDING, RequestStore, api_database
+from ma_pipeline.contracts.tables import RAW_COMPANIES
+from ma_pipeline.enrichment.assets import api_cache_events
 from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
 from ma_pipeline.enrichment.pappers import PappersResource, partition_tables
 from ma_pipeline.enrichment.resource import today
-from ma_pipeline.features.assets import RAW_COMPANIES_KEY
 from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, compute_features
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.ml.scorer import Scorer
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.warehouse import (
-    PARTITION_COLUMN,
-    WAREHOUSE_POOL,
-    Warehouse,
-    WarehouseResource,
-    table_for,
-)
-from serving.config import ApiSettings
-from serving.schemas import Company, company_json
-from serving.store import PENDING, ApiStore
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
-JOB = "score_requests_job"
 OP = "score_requests"
-BATCH_TAG = "ma/score_requests_batch"  # digest of a run's request ids
-RAW_COMPANIES = table_for(RAW_COMPANIES_KEY)
-_FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-UNFINISHED = [status for status in dg.DagsterRunStatus if status not in _FINISHED]
 
 
 class ApiStoreResource(dg.ConfigurableResource):
-    """The API's database (keys and score requests), found as the API finds it
-    (``serving.config.ApiSettings.api_database``)."""
+    """The API's request store, found as the API finds it (``contracts.api_store``)."""
 
     data_dir: str = Field(default="data", description="MA_DATA_DIR: api.sqlite on DuckDB")
     warehouse_url: str = Field(
         default="", description="MA_WAREHOUSE_URL: on PostgreSQL, its schema serving"
     )
     api_db_url: str = Field(default="", description="MA_API_DB_URL: overrides both")
+    batch: int = Field(
+        default=50, description="MA_SCORE_REQUESTS_BATCH: most requests one run handles"
+    )
 
     @contextmanager
-    def open(self) -> Iterator[ApiStore]:
+    def open(self) -> Iterator[RequestStore]:
         """The store, its tables created if the API has not run yet, disposed after use."""
-        config = ApiSettings(
-            data_dir=Path(self.data_dir),
-            warehouse_url=self.warehouse_url,
-            api_db_url=self.api_db_url,
-        )
-        store = ApiStore(config.api_database)
+        store = RequestStore(api_database(self.data_dir, self.warehouse_url, self.api_db_url))
         try:
             store.create_tables()
             yield store
@@ -97,6 +74,7 @@ class Scored:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # the Company payload
     reasons: dict[str, str] = field(default_factory=dict)  # why it was not scored
     fatal: str | None = None  # an API error that stopped the enrichment: bad key, credits
+    events: list[dg.AssetMaterialization] = field(default_factory=list)  # api_cache writes
 
 
 def sirene_rows(backend: Warehouse, sirens: list[str]) -> pl.DataFrame:
@@ -182,10 +160,10 @@ def score_sirens(
         results[siren] = payload.model_dump(mode="json")
     for siren in set(active["siren"]) - set(results) - set(reasons):
         reasons[siren] = f"the company {siren} was created after {as_of}: nothing to score yet"
-    return Scored(results, reasons, str(run.fatal) if run.fatal else None)
+    return Scored(results, reasons, str(run.fatal) if run.fatal else None, api_cache_events([run]))
 
 
-@dg.op(name=OP, pool=WAREHOUSE_POOL)
+@dg.op(name=OP, pool=WAREHOUSE_POOL, out=dg.Out(dg.Nothing))
 def score_requests(
     context: dg.OpExecutionContext,
     config: ScoreRequestsConfig,
@@ -193,7 +171,7 @@ def score_requests(
     pappers: PappersResource,
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
-) -> dg.Output[None]:
+) -> Iterator[dg.Output[None] | dg.AssetMaterialization]:
     """Score the pending requests of ``request_ids`` with the champions, loaded once, and mark
     each completed (its result: the Company payload, dated ``as_of``) or failed with its reason.
 
@@ -235,46 +213,16 @@ def score_requests(
         "models": {score: scorer.version for score, scorer in scorers.items()},
     }
     context.log.info(f"score requests: {completed} completed, {failed} failed, as of {as_of}")
+    yield from scored.events
     if scored.fatal is not None:
         raise dg.Failure(description=scored.fatal, metadata=summary)
-    return dg.Output(None, metadata=summary)
+    yield dg.Output(None, metadata=summary)
 
 
-def held_requests(instance: dg.DagsterInstance) -> set[str]:
-    """Ids of the requests handed to a run of the job that has not finished."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=JOB, statuses=UNFINISHED))
-    return {i for run in runs for i in run.run_config["ops"][OP]["config"]["request_ids"]}
-
-
-@dg.sensor(
-    job_name=JOB,  # jobs.py imports this module's op: named, not imported
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Pending score requests of the API: one score_requests_job run per batch of at"
-    " most MA_SCORE_REQUESTS_BATCH, oldest first, never a request held by a run still going.",
+@dg.job(
+    description="The API's pending score requests that score_requests_sensor hands over (their ids"
+    " in the run config): each SIREN enriched, featured and scored with the champions, each"
+    " request marked completed or failed in the API's request store."
 )
-def score_requests_sensor(
-    context: dg.SensorEvaluationContext, api_store: ApiStoreResource
-) -> dg.SensorResult:
-    """No cursor: the API's database says what is pending and the run storage what is held. The
-    held ids are read before the pending ones, so a run finishing in between leaves nothing
-    pending twice."""
-    held = held_requests(context.instance)
-    size = int(settings.value("MA_SCORE_REQUESTS_BATCH"))
-    with api_store.open() as store:
-        pending = store.pending_requests(limit=size + len(held))
-    batch = sorted([str(r.id) for r in pending if str(r.id) not in held][:size])
-    if not batch:
-        waiting = "every pending request is held by a run still going" if pending else ""
-        return dg.SensorResult(skip_reason=waiting or "no pending score request")
-    digest = hashlib.sha256(",".join(batch).encode()).hexdigest()[:16]
-    attempts = context.instance.get_runs_count(
-        dg.RunsFilter(job_name=JOB, tags={BATCH_TAG: digest})
-    )
-    context.log.info(f"{len(batch)} pending score request(s): one run (attempt {attempts + 1})")
-    request = dg.RunRequest(
-        run_key=f"{digest}-{attempts}",
-        run_config=dg.RunConfig(ops={OP: ScoreRequestsConfig(request_ids=batch)}),
-        tags={"ma/trigger": "score_requests", BATCH_TAG: digest},
-    )
-    return dg.SensorResult(run_requests=[request])
+def score_requests_job() -> None:
+    score_requests()

@@ -8,7 +8,7 @@ count as ``EPSILON`` so that the logarithm stays finite.
 
 import polars as pl
 
-from ma_pipeline.features.quality import ERROR, WARN, Outcome
+from ma_pipeline.lib.checks import ERROR, WARN, Outcome
 from ma_pipeline.lib.metadata import preview
 
 EPSILON = 1e-4
