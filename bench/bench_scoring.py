@@ -34,13 +34,13 @@ import numpy as np
 import polars as pl
 from bench_features import AS_OF, measured, tables
 
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
+from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
 from ma_pipeline.ml.scorer import LightGBMScorer, Scorer
 from ma_pipeline.ml.train import TrainingConfig, fit
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.scoring.publication import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.warehouse import connect_warehouse
 
 TRAIN_ROWS = 200_000

@@ -19,11 +19,12 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from ma_pipeline import settings  # noqa: E402
 from ma_pipeline.contracts.scores import SCORES  # noqa: E402
+from ma_pipeline.contracts.tables import PUBLISHED_SCORES  # noqa: E402
 from ma_pipeline.definitions import defs  # noqa: E402
 from ma_pipeline.jobs import daily_job  # noqa: E402
 from ma_pipeline.partitions import daily_partitions  # noqa: E402
 from ma_pipeline.scoring.compute import RULE_BASELINE  # noqa: E402
-from ma_pipeline.scoring.publication import PUBLISHED_SCORES, latest_published  # noqa: E402
+from ma_pipeline.scoring.publication import latest_published  # noqa: E402
 from ma_pipeline.warehouse import connect_warehouse  # noqa: E402
 
 UPSTREAM = dg.AssetSelection.groups("ingestion", "enrichment", "features")

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime
 import numpy as np
 import polars as pl
 
-from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
+from ma_pipeline.contracts.siren import with_check_digit
 
 FEATURES = ("age_dirigeant_max", "croissance_ca_1an", "effectif", "anciennete", "marge_nette")
 

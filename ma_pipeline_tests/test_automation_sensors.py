@@ -19,8 +19,8 @@ from ma_pipeline.automation.sensors import (
     landing_file_sensor,
     run_failure_alert_sensor,
 )
+from ma_pipeline.contracts.keys import COMPANY_FEATURES
 from ma_pipeline.definitions import defs
-from ma_pipeline.features.assets import FEATURES_KEY
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline_tests.conftest import SIRENE_SAMPLE
 
@@ -59,7 +59,7 @@ def test_a_new_landing_file_runs_its_day_once(data_dir: Path) -> None:
 def drift(instance: dg.DagsterInstance, partition: str, passed: bool, error: bool) -> None:
     instance.report_runless_asset_event(
         dg.AssetCheckEvaluation(
-            asset_key=FEATURES_KEY,
+            asset_key=COMPANY_FEATURES,
             check_name="drift",
             passed=passed,
             severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from ma_pipeline.features import CATEGORICAL_FEATURES, MODEL_FEATURES
-from ma_pipeline.lib.drift import drift_outcome, psi
 from ma_pipeline.features.quality import ERROR, WARN
+from ma_pipeline.lib.drift import drift_outcome, psi
 
 RNG = np.random.default_rng(7)
 NORMAL = pl.Series(RNG.normal(0.0, 1.0, 20_000))

@@ -13,8 +13,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.contracts.tables import API_CACHE
+from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.ingestion.source import SireneSource
@@ -116,9 +116,7 @@ def test_a_later_partition_fetches_only_what_expired_or_is_new(
         f"UPDATE {API_CACHE.sql} SET fetched_at = fetched_at - INTERVAL '2 days'"
         f" WHERE key IN (SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25)"
     )
-    expired = set(
-        warehouse.query(f"SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25")["key"]
-    )
+    expired = set(warehouse.query(f"SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25")["key"])
     before = transport.answered.copy()
     next_day = str(date.fromisoformat(DAY) + timedelta(days=40))
     assert materialize(resources, next_day).success

@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from ma_pipeline.contracts.keys import COMPANY_FEATURES
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.features.assets import (
-    FEATURES_KEY,
     company_features,
     company_features_coverage_and_drift,
     quality_checks,
@@ -89,7 +89,9 @@ def test_a_backfill_computes_each_days_features_and_every_check_passes_per_parti
         instance=instance, partition_key=DAY_3
     )
     assert single.success
-    [event] = [e for e in single.get_asset_materialization_events() if e.asset_key == FEATURES_KEY]
+    [event] = [
+        e for e in single.get_asset_materialization_events() if e.asset_key == COMPANY_FEATURES
+    ]
     metadata = {k: v.value for k, v in event.materialization.metadata.items()}
     assert metadata["dagster/row_count"] == warehouse.read(FEATURES).height - stored.height
     assert set(metadata["null_rates"]) == set(FEATURE_COLUMNS)
@@ -164,7 +166,7 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_rows(
     assert drift.severity == dg.AssetCheckSeverity.ERROR
     assert drift.metadata["drifted_features"].value == ["log_ca"]
     statuses = instance.event_log_storage.get_asset_check_partition_info(
-        [dg.AssetCheckKey(FEATURES_KEY, "schema")]
+        [dg.AssetCheckKey(COMPANY_FEATURES, "schema")]
     )
     assert {(s.partition_key, s.latest_execution_status.value) for s in statuses} == {
         (DAY_1, "SUCCEEDED"),

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline.enrichment.pappers import parse_entreprise, record_frames
 from ma_pipeline.features import (
     CATEGORICAL_FEATURES,
@@ -24,7 +25,6 @@ from ma_pipeline.features import (
 )
 from ma_pipeline.features.schemas import FEATURE_DTYPES, CompanyFeatures
 from ma_pipeline.ingestion.sirene import COLUMNS, StockFile, read_stock_file, validate
-from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline_tests.conftest import PAPPERS_SAMPLE, SANDBOX_DAY, SIRENE_SAMPLE
 
 A, B, C = (with_check_digit(f"1000000{k}") for k in range(3))

@@ -9,14 +9,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from ma_pipeline.contracts import keys
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import (
+    KASPR_CONTACTS,
+    KASPR_CONTACTS_FAILURES,
+    ML_SCORES,
+    PAPPERS_DIRIGEANTS,
+)
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import DIRIGEANT_SCHEMA
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.sandbox.kaspr_api import KasprSandbox, profile
-from ma_pipeline.scoring.assets import PUBLISHED_SCORES_KEY
-from ma_pipeline.scoring.contacts import CONTACT_FAILURES, kaspr_contacts, slugs_from_files
-from ma_pipeline.scoring.publication import CONTACTS, ML_SCORES, publish, snapshot_paths
+from ma_pipeline.scoring.contacts import kaspr_contacts, slugs_from_files
+from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import (
     TableRef,
     Warehouse,
@@ -55,10 +62,9 @@ def warehouse(data_dir: Path) -> Warehouse:
 
 @pytest.fixture
 def published(warehouse: Warehouse) -> pl.DataFrame:
-    """30 companies published for DAY, each with two people, a holding and an auditor."""
+    """30 companies scored for DAY, each with two people, a holding and an auditor."""
     companies = sirens(30)
     warehouse.replace_partitions(ML_SCORES, ml_scores(DAY, companies, seed=3), [DAY])
-    publish(warehouse, DAY, run_id="scoring-run")
     rows = []
     for siren in companies:
         rows += [
@@ -68,8 +74,8 @@ def published(warehouse: Warehouse) -> pl.DataFrame:
             person(siren, 4, "AUDIT", "Jean", commissaire_aux_comptes=True),
         ]
     schema = {"partition_date": pl.Date(), **DIRIGEANT_SCHEMA}
-    warehouse.replace_partitions(DIRIGEANTS, pl.DataFrame(rows, schema=schema), [DAY])
-    return warehouse.read(TableRef("scoring", "published_scores"))
+    warehouse.replace_partitions(PAPPERS_DIRIGEANTS, pl.DataFrame(rows, schema=schema), [DAY])
+    return warehouse.read(ML_SCORES)
 
 
 def materialize(
@@ -78,8 +84,10 @@ def materialize(
     resource = WarehouseResource(url=f"duckdb:///{warehouse.path}", data_dir=str(data_dir))
     return dg.materialize(
         [
-            dg.AssetSpec([DIRIGEANTS.schema, DIRIGEANTS.name], partitions_def=daily_partitions),
-            dg.AssetSpec(PUBLISHED_SCORES_KEY, partitions_def=daily_partitions),
+            dg.AssetSpec(keys.PAPPERS_DIRIGEANTS, partitions_def=daily_partitions),
+            dg.AssetSpec(keys.ML_SCORES, partitions_def=daily_partitions),
+            dg.AssetSpec(keys.API_CACHE),
+            dg.AssetSpec(keys.API_USAGE),
             kaspr_contacts,
         ],
         selection=[kaspr_contacts],
@@ -90,7 +98,7 @@ def materialize(
             "sirene": SireneSource(data_dir=str(data_dir)),
             "kaspr": kaspr,
         },
-        run_config={"ops": {"scoring__kaspr_contacts": {"config": {"top_n": top_n}}}},
+        run_config={"ops": {"kaspr_contacts": {"config": {"top_n": top_n}}}},
     )
 
 
@@ -150,7 +158,7 @@ def test_the_top_targets_dirigeants_get_a_status_within_the_budget(
 
     result = materialize(data_dir, warehouse, kaspr, top_n=5)
 
-    contacts = warehouse.read(CONTACTS)
+    contacts = warehouse.read(KASPR_CONTACTS)
     assert set(contacts["siren"]) == set(top)  # the top 5 only
     assert contacts.height == 10  # two people each: holdings and auditors are not looked up
     status = dict(contacts["status"].value_counts().iter_rows())
@@ -161,20 +169,21 @@ def test_the_top_targets_dirigeants_get_a_status_within_the_budget(
     assert found["work_email"].is_not_null().all() and found["fetched_at"].is_not_null().all()
     assert contacts.filter(pl.col("status") != "found")["work_email"].is_null().all()
     assert contacts["personal_data"].all()
-    assert warehouse.read(CONTACT_FAILURES).is_empty()
+    assert warehouse.read(KASPR_CONTACTS_FAILURES).is_empty()
     comment = warehouse.query(
         "SELECT comment FROM duckdb_tables() WHERE schema_name = 'scoring'"
         " AND table_name = 'kaspr_contacts'"
     )["comment"][0]
     assert comment.startswith("PERSONAL DATA")
+    publish(warehouse, DAY, "run", snapshot_paths(data_dir))  # the API reads the published copy
     snapshot = pl.read_parquet(snapshot_paths(data_dir).contacts)
     assert snapshot.sort("nom", "siren").equals(contacts.sort("nom", "siren"))
-    [event] = result.get_asset_materialization_events()
-    shown = str({k: v.value for k, v in event.materialization.metadata.items()})
-    assert "@" not in shown and "DURAND" not in shown  # counts only, never a person
+    for event in result.get_asset_materialization_events():
+        shown = str({k: v.value for k, v in event.materialization.metadata.items()})
+        assert "@" not in shown and "DURAND" not in shown  # counts only, never a person
 
     again = materialize(data_dir, warehouse, kaspr, top_n=5)  # a re-run replaces the day
-    assert again.success and warehouse.read(CONTACTS).height == 10
+    assert again.success and warehouse.read(KASPR_CONTACTS).height == 10
 
 
 def test_with_a_real_key_and_no_csv_no_credit_is_spent_on_invented_slugs(
@@ -185,7 +194,7 @@ def test_with_a_real_key_and_no_csv_no_credit_is_spent_on_invented_slugs(
 
     materialize(data_dir, warehouse, kaspr)
 
-    assert set(warehouse.read(CONTACTS)["status"]) == {"no_slug"}
+    assert set(warehouse.read(KASPR_CONTACTS)["status"]) == {"no_slug"}
     assert transport.requests == 0
 
 
@@ -194,5 +203,5 @@ def test_on_the_sandbox_without_csv_about_half_the_people_have_a_slug(
 ) -> None:
     materialize(data_dir, warehouse, KasprResource(**FAST_API), top_n=30)
 
-    status = warehouse.read(CONTACTS)["status"]
+    status = warehouse.read(KASPR_CONTACTS)["status"]
     assert 0.3 < (status != "no_slug").mean() < 0.7

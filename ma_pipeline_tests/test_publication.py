@@ -8,15 +8,9 @@ import psycopg
 import pytest
 
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
-from ma_pipeline.scoring.publication import (
-    CONTACTS,
-    ML_SCORES,
-    PUBLISHED_SCORES,
-    latest_published,
-    publications,
-    publish,
-    snapshot_paths,
-)
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import KASPR_CONTACTS, ML_SCORES, PUBLISHED_SCORES
+from ma_pipeline.scoring.publication import latest_published, publications, publish
 from ma_pipeline.warehouse import Warehouse, connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
 
@@ -53,7 +47,7 @@ def test_the_tables_the_api_reads_by_siren_are_indexed_by_siren_on_postgres(
     warehouse.replace_partitions(ML_SCORES, ml_scores(D1, sirens(20)), [D1])
     publish(warehouse, D1, run_id="run-1")
     contacts = pl.DataFrame({"partition_date": [D1], "siren": [sirens(1)[0]], "nom": ["Durand"]})
-    warehouse.replace_partitions(CONTACTS, contacts, [D1])
+    warehouse.replace_partitions(KASPR_CONTACTS, contacts, [D1])
 
     with psycopg.connect(pg_url) as conn:
         indexes = dict(
@@ -62,7 +56,7 @@ def test_the_tables_the_api_reads_by_siren_are_indexed_by_siren_on_postgres(
             )
         )
 
-    for table in (PUBLISHED_SCORES, CONTACTS):
+    for table in (PUBLISHED_SCORES, KASPR_CONTACTS):
         assert "(siren, partition_date)" in indexes[table.name]
 
 

@@ -15,21 +15,18 @@ import pytest
 from fastapi.testclient import TestClient
 from polars.testing import assert_frame_equal
 
-from ma_pipeline.automation.score_requests import (
-    ApiStoreResource,
-    score_requests_sensor,
-    score_sirens,
-)
+from ma_pipeline.automation.sensors import score_requests_sensor
+from ma_pipeline.contracts.answers import Company, company_json
+from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.definitions import defs
 from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
 from ma_pipeline.enrichment.resource import today
 from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, compute_features
-from ma_pipeline.jobs import score_requests_job
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES
 from ma_pipeline.ml.registry import MODEL_NAMES
-from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.scoring.compute import score_day
+from ma_pipeline.scoring.on_demand import ApiStoreResource, score_requests_job, score_sirens
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.conftest import SANDBOX_DAY, make_resources, sandbox_features
 from ma_pipeline_tests.factories import sirens
@@ -37,7 +34,6 @@ from ma_pipeline_tests.serving.conftest import TESTING, Api
 from ma_pipeline_tests.test_scoring_assets import Champions
 from serving.app import create_app
 from serving.config import ApiSettings
-from serving.schemas import Company, company_json
 
 UNKNOWN = sirens(1, start=90_000_000)[0]  # a valid SIREN the sandbox does not know
 RAW_COMPANIES = TableRef("ingestion", "raw_companies")

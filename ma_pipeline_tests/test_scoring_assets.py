@@ -1,5 +1,5 @@
 """ml_scores, its blocking checks and published_scores as Dagster runs them: backfills in one
-run, champions from MLflow, carry-over from the published partition, bad days never served."""
+run, champions from MLflow, carry-over from the checked partition, bad days never served."""
 
 from datetime import date, timedelta
 from pathlib import Path
@@ -12,28 +12,19 @@ import polars as pl
 import pytest
 
 from ma_pipeline.bootstrap import top_targets
+from ma_pipeline.contracts import keys
+from ma_pipeline.contracts.keys import COMPANY_FEATURES
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import KASPR_CONTACTS, ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.definitions import defs
-from ma_pipeline.features.assets import FEATURES_KEY
 from ma_pipeline.ml.encoding import FEATURE_NAMES
 from ma_pipeline.ml.registry import MODEL_NAMES, MlflowResource
 from ma_pipeline.ml.scorer import LightGBMScorer, Scorer
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.scoring.assets import (
-    ML_SCORES_KEY,
-    ml_scores,
-    ml_scores_blocking_checks,
-    published_scores,
-)
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES
+from ma_pipeline.scoring.assets import ml_scores, ml_scores_blocking_checks
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.scoring.publication import (
-    CONTACTS,
-    ML_SCORES,
-    PUBLISHED_SCORES,
-    publications,
-    publish,
-    snapshot_paths,
-)
+from ma_pipeline.scoring.publication import publication, publications, publish
 from ma_pipeline.warehouse import (
     TableRef,
     Warehouse,
@@ -79,7 +70,7 @@ def test_a_backfill_runs_the_whole_day_chain_once_and_publishes_each_day(
     assert result.success
     assert len(instance.get_runs()) == 1
     days = [D1, D2, D3]
-    for table in (ML_SCORES, PUBLISHED_SCORES, CONTACTS):
+    for table in (ML_SCORES, PUBLISHED_SCORES, KASPR_CONTACTS):
         assert warehouse.partitions(table) == days
     for day in days:
         features = warehouse.read(FEATURES, start=day, end=day)
@@ -90,7 +81,7 @@ def test_a_backfill_runs_the_whole_day_chain_once_and_publishes_each_day(
     assert set(publications(warehouse)["run_id"]) == {result.run_id}
     checks = {k: v for k, v in evaluations(result).items() if k[0] in CHECKS}
     assert checks == {(c, d.isoformat()): True for c in CHECKS for d in days}
-    contacts = warehouse.read(CONTACTS)
+    contacts = warehouse.read(KASPR_CONTACTS)
     assert set(contacts["partition_date"]) == set(days) and contacts["personal_data"].all()
     snapshot = snapshot_paths(data_dir)
     if warehouse.dialect == "duckdb":  # the API's read-only copy
@@ -156,9 +147,12 @@ def test_champions_carry_over_and_a_failed_check_never_replaces_the_served_day(
         """Score, check and publish ``day`` (to ``last``) in one run, as a backfill would."""
         job = dg.Definitions(
             assets=[
-                dg.AssetSpec(FEATURES_KEY, partitions_def=daily_partitions),
+                dg.AssetSpec(COMPANY_FEATURES, partitions_def=daily_partitions),
+                dg.AssetSpec(keys.MA_MODELS),
+                dg.AssetSpec(keys.MODEL_VERSIONS),
+                dg.AssetSpec(keys.KASPR_CONTACTS, partitions_def=daily_partitions),
                 ml_scores,
-                published_scores,
+                publication,
             ],
             asset_checks=[ml_scores_blocking_checks],
             resources={
@@ -174,7 +168,7 @@ def test_champions_carry_over_and_a_failed_check_never_replaces_the_served_day(
     def metadata(result: dg.ExecuteInProcessResult, key: str) -> Any:
         """A value of the run's ml_scores metadata (one partition: one materialization)."""
         [event] = [
-            e for e in result.get_asset_materialization_events() if e.asset_key == ML_SCORES_KEY
+            e for e in result.get_asset_materialization_events() if e.asset_key == keys.ML_SCORES
         ]
         return event.materialization.metadata[key].value
 
@@ -234,7 +228,7 @@ def test_champions_carry_over_and_a_failed_check_never_replaces_the_served_day(
     ]
     # Publishing D3 on its own (the UI's Materialize button) is refused too.
     alone = dg.materialize(
-        [published_scores],
+        [publication],
         partition_key=D3.isoformat(),
         instance=instance,
         resources={"warehouse": resource},
@@ -244,7 +238,7 @@ def test_champions_carry_over_and_a_failed_check_never_replaces_the_served_day(
     assert "blocking checks" in str(alone.get_step_failure_events()[0].step_failure_data.error)
     assert warehouse.read(PUBLISHED_SCORES, start=D3, end=D3).equals(good)
 
-    # The next day still starts from what readers saw: the published D3.
+    # The next day starts from the newest day that passed its checks (D2), never the broken D3.
     fourth = run(D4)
     assert fourth.success and metadata(fourth, "carried_over") > 0
 

@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode, shown_value
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
 from ma_pipeline.scoring.compute import (
     as_models_see_it,
     decision_edges,

@@ -22,7 +22,8 @@ import polars as pl
 import pytest
 from mlflow.entities import ViewType
 
-from ma_pipeline.features.assets import FEATURE_REFERENCE
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import FEATURE_REFERENCE, MODEL_VERSIONS
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.jobs import training_job
@@ -32,7 +33,6 @@ from ma_pipeline.ml.dataset import AS_OF
 from ma_pipeline.ml.registry import MODEL_NAMES, SCORES, MlflowResource, model_versions
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer
 from ma_pipeline.ml.train import TrainingConfig, evaluate, fit, matrices, split_dates
-from ma_pipeline.scoring.publication import MODEL_VERSIONS, snapshot_paths
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
 from ma_pipeline_tests.test_training_set import sandbox_tables, write_tables

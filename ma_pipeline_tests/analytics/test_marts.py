@@ -17,11 +17,12 @@ from polars.testing import assert_frame_equal
 
 from ma_pipeline.analytics.assets import analytics_marts
 from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.features.assets import company_features
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.reference import naf_hierarchy, regions
-from ma_pipeline.scoring.publication import ML_SCORES, PUBLISHED_SCORES, publish
+from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import TableRef, Warehouse, connect_warehouse
 from ma_pipeline_tests.conftest import make_resources
 from ma_pipeline_tests.factories import ml_scores, sirens
@@ -212,7 +213,7 @@ def test_the_marts_match_polars_and_a_rerun_leaves_one_copy(
     assert undocumented(warehouse) == {}
 
     published = pl.concat(scores[day] for day in PUBLISHED)
-    # Every reason of every score (the macros' SCORES and TOP_REASONS match scoring/columns.py).
+    # Every reason of every score (the macros' SCORES and TOP_REASONS match contracts/scores.py).
     unpivoted = warehouse.query("SELECT count(*) AS n FROM analytics.stg_score_reasons")["n"][0]
     assert unpivoted == sum(published.select(pl.col(r"^.*_reason_\d_feature$").count()).row(0))
     sector_columns = [

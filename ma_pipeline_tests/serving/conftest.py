@@ -18,7 +18,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from ma_pipeline.scoring.publication import ML_SCORES, publish, snapshot_paths
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import ML_SCORES
+from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import Warehouse, connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
 from serving.app import create_app

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ma_pipeline.scoring.publication import snapshot_paths
+from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline_tests.serving.conftest import COMPANIES, D2, Api
 from serving.observability import JsonFormatter
 

@@ -9,15 +9,9 @@ import polars as pl
 import pytest
 
 from ma_pipeline.contracts.scores import PROFILE, SCORES, TOP_REASONS
-from ma_pipeline.scoring.publication import (
-    CONTACTS,
-    ML_SCORES,
-    MODEL_VERSIONS,
-    PUBLISHED_SCORES,
-    export_contacts,
-    export_model_versions,
-    snapshot_paths,
-)
+from ma_pipeline.contracts.snapshot import snapshot_paths
+from ma_pipeline.contracts.tables import KASPR_CONTACTS, ML_SCORES, MODEL_VERSIONS, PUBLISHED_SCORES
+from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import Warehouse
 from ma_pipeline_tests.factories import FEATURES, sirens
 from ma_pipeline_tests.serving.conftest import (
@@ -280,8 +274,7 @@ def test_models_lists_the_champions_once_training_wrote_them(
         }
     )
     warehouse.replace_table(MODEL_VERSIONS, versions)
-    if warehouse.dialect == "duckdb":
-        export_model_versions(warehouse, snapshot_paths(data_dir))
+    republish(warehouse, data_dir, D2)  # the API reads what the publication step wrote
 
     models = api.get("/v1/models")["items"]
 
@@ -307,9 +300,15 @@ def write_contacts(warehouse: Warehouse, data_dir: Path) -> None:
             "fetched_at": pl.Series([D1, D2, D2]).cast(pl.Datetime("us", "UTC")),
         }
     )
-    warehouse.replace_partitions(CONTACTS, contacts, [D1, D2])
-    if warehouse.dialect == "duckdb":
-        export_contacts(contacts, snapshot_paths(data_dir))
+    warehouse.replace_partitions(KASPR_CONTACTS, contacts, [D1, D2])
+    republish(warehouse, data_dir, D1, D2)
+
+
+def republish(warehouse: Warehouse, data_dir: Path, *days: date) -> None:
+    """Publish ``days`` again, as the nightly run does once contacts or models changed."""
+    snapshot = snapshot_paths(data_dir) if warehouse.dialect == "duckdb" else None
+    for day in days:
+        publish(warehouse, day, run_id=f"again-{day}", snapshot=snapshot)
 
 
 def test_contacts_need_the_contacts_scope_and_appear_nowhere_else(

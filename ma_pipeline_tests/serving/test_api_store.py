@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ma_pipeline.contracts.api_store import sqlalchemy_url
 from serving.auth import KeyRing
 from serving.cli import main
-from serving.config import sqlalchemy_url
 from serving.store import ApiKey, ApiStore, IdempotencyConflict, api_keys
 
 SIREN, OTHER = "443061841", "552100554"
