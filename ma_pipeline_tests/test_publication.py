@@ -9,7 +9,11 @@ import pytest
 
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
 from ma_pipeline.contracts.snapshot import snapshot_paths
-from ma_pipeline.contracts.tables import KASPR_CONTACTS, ML_SCORES, PUBLISHED_SCORES
+from ma_pipeline.contracts.tables import (
+    KASPR_CONTACTS,
+    ML_SCORES,
+    PUBLISHED_SCORES,
+)
 from ma_pipeline.scoring.publication import latest_published, publications, publish
 from ma_pipeline.warehouse import Warehouse, connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
@@ -45,9 +49,9 @@ def test_the_tables_the_api_reads_by_siren_are_indexed_by_siren_on_postgres(
     """The history and contacts routes read one company's rows per request."""
     warehouse = connect_warehouse(pg_url, tmp_path)
     warehouse.replace_partitions(ML_SCORES, ml_scores(D1, sirens(20)), [D1])
-    publish(warehouse, D1, run_id="run-1")
     contacts = pl.DataFrame({"partition_date": [D1], "siren": [sirens(1)[0]], "nom": ["Durand"]})
     warehouse.replace_partitions(KASPR_CONTACTS, contacts, [D1])
+    publish(warehouse, D1, run_id="run-1")
 
     with psycopg.connect(pg_url) as conn:
         indexes = dict(
@@ -56,7 +60,7 @@ def test_the_tables_the_api_reads_by_siren_are_indexed_by_siren_on_postgres(
             )
         )
 
-    for table in (PUBLISHED_SCORES, KASPR_CONTACTS):
+    for table in (PUBLISHED_SCORES, PUBLISHED_CONTACTS):
         assert "(siren, partition_date)" in indexes[table.name]
 
 

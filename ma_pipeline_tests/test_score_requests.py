@@ -2,6 +2,7 @@
 scores them as ml_scores scores the same company on the same day, and the API returns them."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from polars.testing import assert_frame_equal
 
 from ma_pipeline.automation.sensors import score_requests_sensor
 from ma_pipeline.contracts.answers import Company, company_json
+from ma_pipeline.contracts.api_store import api_database
 from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.definitions import defs
 from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
@@ -34,10 +36,22 @@ from ma_pipeline_tests.serving.conftest import TESTING, Api
 from ma_pipeline_tests.test_scoring_assets import Champions
 from serving.app import create_app
 from serving.config import ApiSettings
+from serving.store import ApiStore
 
 UNKNOWN = sirens(1, start=90_000_000)[0]  # a valid SIREN the sandbox does not know
 RAW_COMPANIES = TableRef("ingestion", "raw_companies")
 JOB = "score_requests_job"
+
+
+@contextmanager
+def api_side(api_store: ApiStoreResource) -> Iterator[ApiStore]:
+    """The request store as the API opens it, to make keys and requests."""
+    store = ApiStore(api_database(api_store.data_dir, api_store.warehouse_url))
+    store.create_tables()
+    try:
+        yield store
+    finally:
+        store.dispose()
 
 
 def tick(instance: dg.DagsterInstance, api_store: ApiStoreResource) -> Any:
@@ -75,13 +89,10 @@ def api(data_dir: Path, warehouse_url: str) -> Iterator[Api]:
         yield Api(app, client)
 
 
-def test_the_sensor_hands_each_pending_request_to_one_run_at_a_time(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MA_SCORE_REQUESTS_BATCH", "2")
-    api_store = ApiStoreResource(data_dir=str(data_dir))
+def test_the_sensor_hands_each_pending_request_to_one_run_at_a_time(data_dir: Path) -> None:
+    api_store = ApiStoreResource(data_dir=str(data_dir), batch=2)
     instance = dg.DagsterInstance.ephemeral()
-    with api_store.open() as store:
+    with api_side(api_store) as store:
         key, _ = store.create_key("crm", ["requests:write"])
         a, b, c = (str(store.create_request(siren, key.id)[0].id) for siren in sirens(3))
 
@@ -178,7 +189,7 @@ def test_a_requested_score_equals_the_nightly_score_of_the_company_on_that_day(
         "mlflow": registry,
         "api_store": api_store,
     }
-    with api_store.open() as store:
+    with api_side(api_store) as store:
         key, _ = store.create_key("crm", ["requests:write"])
         asked = {s: store.create_request(s, key.id)[0].id for s in (in_sirene, new, ceased)}
     config = {"request_ids": [str(i) for i in asked.values()], "as_of": SANDBOX_DAY.isoformat()}
