@@ -12,6 +12,7 @@ from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline.contracts.tables import (
     KASPR_CONTACTS,
     ML_SCORES,
+    PUBLISHED_CONTACTS,
     PUBLISHED_SCORES,
 )
 from ma_pipeline.scoring.publication import latest_published, publications, publish
