@@ -1,6 +1,6 @@
 # The two commands of the README's quick start:
 #   make run    install, materialize the latest partition end to end, serve the UI and the API
-#   make test   install, lint, check the definitions, run every test
+#   make test   install, lint, check the package layers and the definitions, run every test
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -18,6 +18,7 @@ run: install bootstrap serve
 test: install
 	ruff check .
 	ruff format --check .
+	lint-imports
 	dg check defs
 	pytest -n 2
 

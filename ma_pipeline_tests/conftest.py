@@ -20,10 +20,11 @@ import pytest
 from dagster_dbt import DbtCliResource
 
 from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource, parse_entreprise, partition_tables
 from ma_pipeline.features.compute import FeatureInputs, compute_features
-from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, StockFile, validate
+from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
 from ma_pipeline.ml.registry import MlflowResource

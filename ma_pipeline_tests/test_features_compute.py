@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from ma_pipeline.contracts.siren import with_check_digit
+from ma_pipeline.contracts.sirene import COLUMNS
 from ma_pipeline.enrichment.pappers import parse_entreprise, record_frames
 from ma_pipeline.features import (
     CATEGORICAL_FEATURES,
@@ -24,7 +25,7 @@ from ma_pipeline.features import (
     compute_features,
 )
 from ma_pipeline.features.schemas import FEATURE_DTYPES, CompanyFeatures
-from ma_pipeline.ingestion.sirene import COLUMNS, StockFile, read_stock_file, validate
+from ma_pipeline.ingestion.sirene import StockFile, read_stock_file, validate
 from ma_pipeline_tests.conftest import PAPPERS_SAMPLE, SANDBOX_DAY, SIRENE_SAMPLE
 
 A, B, C = (with_check_digit(f"1000000{k}") for k in range(3))

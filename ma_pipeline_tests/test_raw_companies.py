@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from ma_pipeline.contracts.siren import siren_problem, with_check_digit
+from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.ingestion.assets import raw_companies
-from ma_pipeline.ingestion.sirene import INSEE_COLUMNS
 from ma_pipeline.reference import naf_hierarchy
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.conftest import SIRENE_SAMPLE, make_resources

@@ -10,9 +10,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS
 from ma_pipeline.enrichment.pappers import TABLES, parse_entreprise, partition_tables
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
-from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, StockFile, validate
+from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ml.assets import ma_events, training_set
 from ma_pipeline.ml.dataset import (
     AS_OF,

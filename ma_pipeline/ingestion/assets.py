@@ -6,7 +6,8 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from ma_pipeline.ingestion.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA, SireneFileError
+from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
+from ma_pipeline.ingestion.sirene import SireneFileError
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.partitions import daily_partitions

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from ma_pipeline.contracts.siren import with_check_digit
-from ma_pipeline.ingestion.sirene import INSEE_COLUMNS
+from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.reference import naf_hierarchy
 
 EPOCH = date(2020, 1, 1)  # the base population exists before; daily flows start here
