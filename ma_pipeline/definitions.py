@@ -21,9 +21,14 @@ from ma_pipeline.scoring import contacts, publication
 from ma_pipeline.scoring.on_demand import score_requests_job
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(
-        [ingestion, enrichment, features, ml, scoring, contacts, publication, analytics]
-    ),
+    assets=[
+        *dg.load_assets_from_modules(
+            [ingestion, enrichment, features, ml, scoring, contacts, publication, analytics]
+        ),
+        # Tables written by the API clients of several steps (load_assets_from_modules skips specs).
+        enrichment.api_cache,
+        enrichment.api_usage,
+    ],
     asset_checks=dg.load_asset_checks_from_modules([features, scoring]),
     jobs=[daily_job, training_job, score_requests_job],
     schedules=[daily_schedule, weekly_retraining_schedule],

@@ -21,6 +21,7 @@ from dagster_dbt import (
 
 from ma_pipeline.analytics.profile import dbt_environment
 from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.lib import owners
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -38,7 +39,9 @@ class AnalyticsTranslator(DagsterDbtTranslator):
         if props["resource_type"] == "source":
             return spec
         return spec.replace_attributes(
-            key=dg.AssetKey([props["schema"], props["name"]]), group_name=GROUP
+            key=dg.AssetKey([props["schema"], props["name"]]),
+            group_name=GROUP,
+            owners=owners.ANALYTICS,
         )
 
 

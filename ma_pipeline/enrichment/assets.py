@@ -1,6 +1,7 @@
 """Pappers enrichment of each day's active companies: four tables and the failures; and the
 API cache that every enrichment client shares."""
 
+import sys
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
@@ -9,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts import keys, tables
+from ma_pipeline.enrichment import cache, pappers, runner
 from ma_pipeline.enrichment.pappers import (
     TABLES,
     PappersRecord,
@@ -16,7 +18,9 @@ from ma_pipeline.enrichment.pappers import (
     partition_tables,
 )
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, WarehouseResource
 
@@ -48,6 +52,8 @@ _DESCRIPTIONS = {
 api_cache = dg.AssetSpec(
     keys.API_CACHE,
     group_name=GROUP,
+    owners=owners.DATA,
+    code_version=source_version(cache),
     kinds={"duckdb", "postgres"},
     description="The latest answer per (source, key) of Pappers and Kaspr, so that no answer is"
     " paid for twice within its TTL. Written by pappers_enrichment, kaspr_contacts and"
@@ -56,6 +62,8 @@ api_cache = dg.AssetSpec(
 api_usage = dg.AssetSpec(
     keys.API_USAGE,
     group_name=GROUP,
+    owners=owners.DATA,
+    code_version=source_version(cache),
     kinds={"duckdb", "postgres"},
     description="Calls and estimated credits per API source and day: what Kaspr's daily credit"
     " budget reads. Written with api_cache.",
@@ -115,7 +123,13 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
 
 @dg.multi_asset(
     outs={
-        name: dg.AssetOut(key_prefix=GROUP, kinds={"polars"}, description=description)
+        name: dg.AssetOut(
+            key_prefix=GROUP,
+            kinds={"polars"},
+            description=description,
+            owners=owners.DATA,
+            code_version=source_version(sys.modules[__name__], pappers, runner, cache),
+        )
         for name, description in _DESCRIPTIONS.items()
     },
     ins={"raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES)},

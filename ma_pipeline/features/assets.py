@@ -1,5 +1,6 @@
 """company_features, and the data-quality checks of the tables it reads and of itself."""
 
+import sys
 from collections.abc import Iterator
 from datetime import date
 
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
+from ma_pipeline.features import compute
 from ma_pipeline.features.compute import (
     CATEGORICAL_FEATURES,
     MODEL_FEATURES,
@@ -17,9 +19,11 @@ from ma_pipeline.features.compute import (
 )
 from ma_pipeline.features.quality import TABLES, coverage_outcome, table_checks
 from ma_pipeline.features.schemas import FEATURE_COLUMNS
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations
 from ma_pipeline.lib.drift import drift_outcome
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
 
@@ -41,6 +45,8 @@ COLUMN_SCHEMA = dg.TableSchema(
 @dg.asset(
     key=keys.COMPANY_FEATURES,
     group_name="features",
+    owners=owners.DATA,
+    code_version=source_version(sys.modules[__name__], compute),
     ins={
         "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
         **{key.path[-1]: dg.AssetIn(key=key) for key in keys.PAPPERS_TABLES},

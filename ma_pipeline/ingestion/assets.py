@@ -1,5 +1,6 @@
 """raw_companies: the company universe of each day, and the rows that could not be used."""
 
+import sys
 from collections import Counter
 from datetime import date
 
@@ -7,11 +8,16 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
+from ma_pipeline.ingestion import sirene, source
 from ma_pipeline.ingestion.sirene import SireneFileError
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
+
+VERSION = source_version(sys.modules[__name__], sirene, source)
 
 
 @dg.multi_asset(
@@ -19,12 +25,16 @@ from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
         "raw_companies": dg.AssetOut(
             key_prefix="ingestion",
             kinds={"polars"},
+            owners=owners.DATA,
+            code_version=VERSION,
             description="The INSEE StockUniteLegale of the day (landing file or sandbox), one row"
             " per valid SIREN, columns in snake_case; ceased units are kept with etat C.",
         ),
         "raw_companies_rejected": dg.AssetOut(
             key_prefix="ingestion",
             kinds={"polars"},
+            owners=owners.DATA,
+            code_version=VERSION,
             description="Rows of the day's stock that were not kept: the value as given (JSON),"
             " its row number and the reason.",
         ),

@@ -1,5 +1,6 @@
 """The ml group: M&A events, the point-in-time training set, and the three scores' models."""
 
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
@@ -12,8 +13,12 @@ from pydantic import Field
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys
 from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.features import compute
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
+from ma_pipeline.ml import dataset, events, models, promotion, registry, train
 from ma_pipeline.ml.dataset import (
     AS_OF,
     HORIZON_MONTHS,
@@ -33,6 +38,7 @@ from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
 from ma_pipeline.warehouse.postgres_backend import redact
 
 GROUP = "ml"
+TRAINING_VERSION = source_version(sys.modules[__name__], train, models, promotion, registry)
 
 
 class EventsConfig(dg.Config):
@@ -45,6 +51,8 @@ class EventsConfig(dg.Config):
 @dg.asset(
     key=keys.MA_EVENTS,
     group_name=GROUP,
+    owners=owners.ML,
+    code_version=source_version(sys.modules[__name__], events),
     pool=WAREHOUSE_POOL,
     kinds={"polars"},
     description="Dated M&A events per SIREN (cession, changement_controle, fusion_absorption)"
@@ -119,6 +127,8 @@ class TrainingSetConfig(dg.Config):
 @dg.asset(
     key=keys.TRAINING_SET,
     group_name=GROUP,
+    owners=owners.ML,
+    code_version=source_version(sys.modules[__name__], dataset, compute),
     ins={"ma_events": dg.AssetIn(key=keys.MA_EVENTS)},
     deps=[keys.RAW_COMPANIES, *keys.PAPPERS_TABLES],
     pool=WAREHOUSE_POOL,
@@ -180,6 +190,8 @@ def training_set(
         "ma_models": dg.AssetOut(
             key=keys.MA_MODELS,
             dagster_type=dg.Nothing,  # the models live in the MLflow registry, not in a table
+            owners=owners.ML,
+            code_version=TRAINING_VERSION,
             kinds={"lightgbm", "mlflow"},
             description="LightGBM models of score_ma, score_croissance and score_stabilite,"
             " registered in MLflow; a new version becomes champion only if it beats the"
@@ -187,12 +199,16 @@ def training_set(
         ),
         "model_versions": dg.AssetOut(
             key=keys.MODEL_VERSIONS,
+            owners=owners.ML,
+            code_version=TRAINING_VERSION,
             kinds={"polars", "mlflow"},
             description="One row per registered model version: its alias (champion,"
             " challenger), holdout metrics and promotion decision, rebuilt from the registry.",
         ),
         "feature_reference": dg.AssetOut(
             key=keys.FEATURE_REFERENCE,
+            owners=owners.ML,
+            code_version=TRAINING_VERSION,
             is_required=False,
             kinds={"polars"},
             description="A sample of the ma champion's training features: the feature-drift"

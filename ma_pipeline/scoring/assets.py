@@ -9,6 +9,7 @@ latest materialization passed its blocking checks: the scores readers saw, read 
 itself (a self-dependency), never from its published copy downstream.
 """
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,11 +21,15 @@ from pydantic import Field
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
+from ma_pipeline.ml import scorer
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.ml.scorer import BASELINE_VERSION, Scorer
 from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.scoring import compute
 from ma_pipeline.scoring.checks import (
     SCORE_COLUMNS,
     coverage_outcome,
@@ -91,6 +96,8 @@ BLOCKING_CHECKS = [dg.AssetCheckKey(keys.ML_SCORES, name) for name in CHECKS]
 @dg.asset(
     key=keys.ML_SCORES,
     group_name=GROUP,
+    owners=owners.ML,
+    code_version=source_version(sys.modules[__name__], compute, scorer),
     ins={"company_features": dg.AssetIn(key=keys.COMPANY_FEATURES)},
     deps=[
         keys.MA_MODELS,  # the champions, read from MLflow by alias

@@ -23,6 +23,7 @@ The API reads the day's contacts from their published copy (``publication``).
 """
 
 import hashlib
+import sys
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -40,7 +41,9 @@ from ma_pipeline.enrichment.assets import api_cache_events
 from ma_pipeline.enrichment.kaspr import KasprContact, KasprQuery, KasprResource, linkedin_slug
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.scoring.publication import PERSONAL_DATA_COMMENT
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
@@ -252,11 +255,16 @@ def _day(
     return DayContacts(contacts, failures, summary, run)
 
 
+VERSION = source_version(sys.modules[__name__], sys.modules[KasprResource.__module__])
+
+
 @dg.multi_asset(
     outs={
         "kaspr_contacts": dg.AssetOut(
             key=keys.KASPR_CONTACTS,
             kinds={"polars"},
+            owners=owners.DATA,
+            code_version=VERSION,
             tags={"ma/personal_data": "true"},
             description="PERSONAL DATA. Work e-mails and phones of the dirigeants of the day's"
             " top targets, from Kaspr within the daily credit budget; one row per person with"
@@ -265,6 +273,8 @@ def _day(
         "kaspr_contacts_failures": dg.AssetOut(
             key=keys.KASPR_CONTACTS_FAILURES,
             kinds={"polars"},
+            owners=owners.DATA,
+            code_version=VERSION,
             tags={"ma/personal_data": "true"},
             description="PERSONAL DATA. Look-ups that failed for another reason than a miss or"
             " the budget (network, 5xx after retries, an unreadable answer), with the cause.",

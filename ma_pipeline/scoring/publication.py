@@ -12,6 +12,7 @@ model versions, the contacts and the publications record, each replaced atomical
 partition's file is complete before it is listed.
 """
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,8 +28,10 @@ from ma_pipeline.contracts.scores import (
     SCORES,
 )
 from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
+from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import passed_partitions
 from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.scoring.assets import BLOCKING_CHECKS
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
@@ -151,6 +154,8 @@ _OUTPUTS = {
             key=keys.key(table),
             description=description,
             kinds={"polars"},
+            owners=owners.DATA,
+            code_version=source_version(sys.modules[__name__]),
             tags={"ma/personal_data": "true"} if table == tables.PUBLISHED_CONTACTS else None,
         )
         for table, description in _OUTPUTS.items()
