@@ -13,6 +13,7 @@ small (about +0.01 ROC-AUC): 10,000 companies is the size at which it clears the
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import pytest
 from mlflow.entities import ViewType
 
 from ma_pipeline.contracts.snapshot import snapshot_paths
-from ma_pipeline.contracts.tables import FEATURE_REFERENCE, MODEL_VERSIONS
+from ma_pipeline.contracts.keys import MA_MODELS
+from ma_pipeline.contracts.tables import FEATURE_REFERENCE, ML_SCORES, MODEL_VERSIONS
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.jobs import training_job
@@ -33,13 +35,15 @@ from ma_pipeline.ml.dataset import AS_OF
 from ma_pipeline.ml.registry import MODEL_NAMES, SCORES, MlflowResource, model_versions
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer
 from ma_pipeline.ml.train import TrainingConfig, evaluate, fit, matrices, split_dates
+from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import TableRef, connect_warehouse
 from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
+from ma_pipeline_tests.factories import ml_scores, sirens
 from ma_pipeline_tests.test_training_set import sandbox_tables, write_tables
 
 COMPANIES = 10_000
 LOOKBACK = {"ops": {"ml__training_set": {"config": {"lookback_months": 60}}}}
-TINY = {"ops": {"ml__ma_models": {"config": {"train_fraction": 0.02}}}}
+TINY = {"ops": {"ma_models": {"config": {"train_fraction": 0.02}}}}
 MARGIN = TrainingConfig().promotion_margin
 
 
@@ -78,7 +82,9 @@ class Step:
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    [event] = result.asset_materializations_for_node("ml__ma_models")
+    [event] = [
+        e for e in result.asset_materializations_for_node("ma_models") if e.asset_key == MA_MODELS
+    ]
     return {key: value.value for key, value in event.metadata.items()}
 
 
@@ -174,7 +180,10 @@ def test_the_warehouse_tables_follow_the_registry(history: tuple[list[Step], Pat
     last = table.filter(pl.col("version") == "3", pl.col("score") == "ma").row(0, named=True)
     assert json.loads(last["metrics_json"]) == steps[2].metadata["ma_metrics"]["challenger"]
     assert last["alias"] == "challenger" and last["decision"].startswith("stays challenger")
-    # The API's snapshot (DuckDB mode) holds the same rows.
+    # The next publication gives the API (its DuckDB snapshot) the same rows.
+    day = date(2026, 1, 2)
+    warehouse.replace_partitions(ML_SCORES, ml_scores(day, sirens(3)), [day])
+    publish(warehouse, day, run_id="after-training", snapshot=snapshot_paths(data_dir))
     exported = pl.read_parquet(snapshot_paths(data_dir).model_versions)
     assert exported.sort("score", "version").equals(table)
 
@@ -279,7 +288,7 @@ def test_on_postgresql_the_tables_follow_the_registry_and_no_snapshot_is_written
     warehouse = connect_warehouse(pg_url, data_dir)
     warehouse.replace_table(TableRef("ml", "training_set"), frame.join(some, on="siren"))
     # A negative margin promotes whatever is trained: this test is about where things land.
-    config = {"ops": {"ml__ma_models": {"config": {"promotion_margin": -1.0}}}}
+    config = {"ops": {"ma_models": {"config": {"promotion_margin": -1.0}}}}
 
     result = dg.materialize(
         [ma_events, training_set, ma_models],

@@ -63,12 +63,18 @@ def publication_record(scores: pl.DataFrame, day: date, run_id: str) -> pl.DataF
     )
 
 
-def _read_or_empty(
+def _read_as(
     warehouse: Warehouse, table: tables.TableRef, schema: dict[str, pl.DataType], **where: date
 ) -> pl.DataFrame:
+    """Rows of ``table`` in the published ``schema``: its columns, null where the table has none
+    (a table written before a column was added), empty before the table exists."""
     if not warehouse.columns(table):
         return pl.DataFrame(schema=schema)
-    return warehouse.read(table, **where)
+    rows = warehouse.read(table, **where)
+    return rows.select(
+        pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c)
+        for c, t in schema.items()
+    )
 
 
 def stamped(frame: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -93,8 +99,8 @@ def publication_frames(
 ) -> dict[tables.TableRef, pl.DataFrame]:
     """The rows each published table gets for ``day``, the publications record last."""
     scores = warehouse.read(tables.ML_SCORES, start=day, end=day)
-    versions = _read_or_empty(warehouse, tables.MODEL_VERSIONS, MODEL_VERSIONS_SCHEMA)
-    contacts = _read_or_empty(warehouse, tables.KASPR_CONTACTS, CONTACTS_SCHEMA, start=day, end=day)
+    versions = _read_as(warehouse, tables.MODEL_VERSIONS, MODEL_VERSIONS_SCHEMA)
+    contacts = _read_as(warehouse, tables.KASPR_CONTACTS, CONTACTS_SCHEMA, start=day, end=day)
     return {
         tables.PUBLISHED_SCORES: scores,
         tables.PUBLISHED_MODEL_VERSIONS: stamped(versions, day),

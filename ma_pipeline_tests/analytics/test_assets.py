@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ma_pipeline.analytics.assets import analytics_marts
+from ma_pipeline.contracts import keys
 from ma_pipeline.definitions import defs
 from ma_pipeline.warehouse import WAREHOUSE_POOL
 
@@ -21,8 +22,8 @@ def test_models_and_seeds_are_analytics_assets_under_the_pipelines_tables() -> N
     assert {key(name) for name in MARTS} <= analytics_marts.keys
     assert all(k.path[0] == "analytics" for k in analytics_marts.keys)
     assert set(analytics_marts.group_names_by_key.values()) == {"analytics"}
-    assert deps("stg_published_scores") == {"scoring/published_scores"}
-    assert deps("stg_score_publications") == {"scoring/published_scores"}
+    assert deps("stg_published_scores") == {"serving/published_scores"}
+    assert deps("stg_score_publications") == {"serving/score_publications"}
     assert deps("stg_raw_companies") == {"ingestion/raw_companies"}
     assert deps("stg_pappers_companies") == {"enrichment/pappers_companies"}
     assert deps("stg_company_features") == {"features/company_features"}
@@ -53,9 +54,6 @@ def test_the_daily_job_builds_the_marts_after_published_scores() -> None:
     job = defs.resolve_job_def("daily_job")
     selected = job.asset_layer.selected_asset_keys
     assert {key(name) for name in MARTS} <= selected
-    assert dg.AssetKey(["scoring", "published_scores"]) in selected
+    assert keys.PUBLISHED_SCORES in selected
     graph = defs.resolve_asset_graph()
-    assert (
-        dg.AssetKey(["scoring", "published_scores"])
-        in graph.get(key("stg_published_scores")).parent_keys
-    )
+    assert keys.PUBLISHED_SCORES in graph.get(key("stg_published_scores")).parent_keys
