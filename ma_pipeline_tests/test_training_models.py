@@ -23,8 +23,8 @@ import polars as pl
 import pytest
 from mlflow.entities import ViewType
 
-from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline.contracts.keys import MA_MODELS
+from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline.contracts.tables import FEATURE_REFERENCE, ML_SCORES, MODEL_VERSIONS
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ma_pipeline.ingestion.source import SireneSource
