@@ -10,7 +10,9 @@ import polars as pl
 
 from ma_pipeline import settings
 from ma_pipeline.definitions import defs
+from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.assets import raw_companies
+from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.resources import build_resources
 from ma_pipeline.warehouse import WAREHOUSE_POOL, TableRef, connect_warehouse
 
@@ -32,12 +34,16 @@ def test_raw_companies_is_daily_in_paris_with_single_run_backfills() -> None:
     assert assets_def.op.pool == WAREHOUSE_POOL
 
 
-def test_environment_variables_configure_the_resources(tmp_path: Path, monkeypatch) -> None:
+def test_environment_variables_configure_the_resources_when_a_run_launches(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The definitions (imported above) and the resources are built first; the variables set
+    afterwards are the ones the run uses."""
+    resources = build_resources()
+    assert resources["sirene"].data_dir is None  # nothing read when the resources are built
     monkeypatch.setenv("MA_DATA_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("MA_SANDBOX_COMPANIES", "200")
     monkeypatch.delenv("MA_WAREHOUSE_URL", raising=False)
-    resources = build_resources()
-    assert isinstance(settings.env("MA_DATA_DIR"), dg.EnvVar)
 
     result = dg.materialize([raw_companies], resources=resources, partition_key="2026-01-05")
 
@@ -48,12 +54,47 @@ def test_environment_variables_configure_the_resources(tmp_path: Path, monkeypat
     assert 180 <= active <= 220
 
 
+def test_the_code_locations_resources_read_a_variable_set_after_the_import(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("MA_DATA_DIR", str(tmp_path / "later"))
+    monkeypatch.setenv("MA_SANDBOX_COMPANIES", "300")
+    monkeypatch.setenv("MA_SANDBOX_AS_OF", "2026-01-01")
+
+    @dg.asset
+    def seen(sirene: SireneSource, pappers: PappersResource) -> tuple:
+        return sirene.data_dir, sirene.sandbox_companies, pappers.sandbox_as_of, pappers.concurrency
+
+    resources = {key: defs.resources[key] for key in ("sirene", "pappers")}
+    result = dg.materialize([seen], resources=resources)
+
+    assert result.output_for_node("seen") == (str(tmp_path / "later"), 300, "2026-01-01", 8)
+
+
 def test_unset_variables_fall_back_to_the_embedded_defaults(monkeypatch) -> None:
-    for name in settings.DEFAULTS:
-        monkeypatch.delenv(name, raising=False)
-    assert settings.env("MA_DATA_DIR") == "data"
-    assert settings.env_int("MA_SANDBOX_COMPANIES") == 20_000
+    for name in settings.Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert settings.value("MA_DATA_DIR") == "data"
+    assert settings.current("MA_SANDBOX_COMPANIES") == 20_000
     assert settings.value("MA_WAREHOUSE_URL") == ""
+    assert settings.current("MA_PAPPERS_API_KEY") is None
+    monkeypatch.setenv("MA_SANDBOX_COMPANIES", "")  # empty: unset
+    assert settings.current("MA_SANDBOX_COMPANIES") == 20_000
+
+
+def test_secrets_are_read_at_launch_and_never_shown(monkeypatch) -> None:
+    resources = build_resources()
+    monkeypatch.setenv("MA_PAPPERS_API_KEY", "pappers-secret")
+    monkeypatch.setenv("MA_ALERT_WEBHOOK_URL", "https://hooks.example/secret")
+    monkeypatch.setenv("MA_SCORE_REQUESTS_BATCH", "3")
+    pappers = resources["pappers"].resolved()
+    alerts = resources["alerts"].resolved()
+
+    assert (pappers.api_key, pappers.mode) == ("pappers-secret", "live")
+    assert alerts.url == "https://hooks.example/secret"
+    assert resources["api_store"].resolved().batch_size == 3  # the score-request sensor's
+    shown = repr(pappers) + repr(alerts) + repr(settings.Settings()) + str(settings.Settings())
+    assert "secret" not in shown
 
 
 def test_the_partition_start_date_is_configurable() -> None:
