@@ -11,9 +11,14 @@ import polars as pl
 from ma_pipeline import settings
 from ma_pipeline.definitions import defs
 from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.features.assets import DriftConfig
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ml.assets import EventsConfig, TrainingSetConfig
+from ma_pipeline.ml.train import TrainingConfig
 from ma_pipeline.resources import build_resources
+from ma_pipeline.scoring.assets import ScoreChecksConfig
+from ma_pipeline.scoring.contacts import KasprContactsConfig
 from ma_pipeline.warehouse import WAREHOUSE_POOL, TableRef, connect_warehouse
 
 RAW = dg.AssetKey(["ingestion", "raw_companies"])
@@ -82,6 +87,20 @@ def test_unset_variables_fall_back_to_the_embedded_defaults(monkeypatch) -> None
     assert settings.current("MA_SANDBOX_COMPANIES") == 20_000
 
 
+def test_run_config_defaults_are_read_when_the_config_is_built(monkeypatch) -> None:
+    """Left None in the schema (nothing read at import), the setting at launch, or the run's."""
+    assert DriftConfig.model_fields["psi_warn"].default is None
+    monkeypatch.setenv("MA_FEATURE_DRIFT_PSI_WARN", "0.3")
+    monkeypatch.setenv("MA_PROMOTION_MARGIN", "0.02")
+    monkeypatch.setenv("MA_KASPR_TOP_N", "7")
+    assert (DriftConfig().psi_warn, DriftConfig().psi_error) == (0.3, 0.25)
+    assert DriftConfig(psi_warn=0.5).psi_warn == 0.5  # the launchpad's value wins
+    assert TrainingConfig().promotion_margin == 0.02
+    assert KasprContactsConfig().top_n == 7
+    assert (ScoreChecksConfig().psi_max, EventsConfig().history_months) == (0.25, 72)
+    assert TrainingSetConfig().lookback_months == 60
+
+
 def test_secrets_are_read_at_launch_and_never_shown(monkeypatch) -> None:
     resources = build_resources()
     monkeypatch.setenv("MA_PAPPERS_API_KEY", "pappers-secret")
@@ -95,6 +114,22 @@ def test_secrets_are_read_at_launch_and_never_shown(monkeypatch) -> None:
     assert resources["api_store"].resolved().batch_size == 3  # the score-request sensor's
     shown = repr(pappers) + repr(alerts) + repr(settings.Settings()) + str(settings.Settings())
     assert "secret" not in shown
+
+
+def test_only_the_partitions_start_is_read_when_the_definitions_load() -> None:
+    code = (
+        "import traceback, ma_pipeline.settings as s\n"
+        "built = []\n"
+        "init = s.Settings.__init__\n"
+        "def counted(self, **values):\n"
+        "    built.append(traceback.extract_stack(limit=4)[0].filename)\n"
+        "    init(self, **values)\n"
+        "s.Settings.__init__ = counted\n"
+        "import ma_pipeline.definitions\n"
+        "print([path.rsplit('/', 1)[-1] for path in built])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "['partitions.py']", out.stderr
 
 
 def test_the_partition_start_date_is_configurable() -> None:
