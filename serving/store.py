@@ -136,7 +136,7 @@ class ApiStore:
 
     @classmethod
     def from_env(cls) -> "ApiStore":
-        return cls(ApiSettings.from_env().api_database)
+        return cls(ApiSettings().api_database)
 
     def create_tables(self) -> None:
         with self.engine.begin() as conn:
