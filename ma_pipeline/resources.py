@@ -1,10 +1,10 @@
 """The resources of the code location, configured from the environment (see settings.py)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from dagster_dbt import DbtCliResource
 
-from ma_pipeline import settings
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.automation.alerts import AlertWebhook
 from ma_pipeline.enrichment.kaspr import KasprResource
@@ -12,46 +12,35 @@ from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.scoring.on_demand import ApiStoreResource
+from ma_pipeline.settings import LaunchSettings
 from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
 
 
-def build_resources() -> dict[str, Any]:
-    data_dir = settings.env("MA_DATA_DIR")
-    warehouse = WarehouseResource(url=settings.env("MA_WAREHOUSE_URL"), data_dir=data_dir)
-    sandbox_companies = settings.env_int("MA_SANDBOX_COMPANIES")
+def build_resources(
+    data_dir: str | None = None,
+    warehouse_url: str | None = None,
+    **overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Each resource's setting-backed fields are None, read from the environment when a run
+    launches (settings.LaunchSettings); ``data_dir``, ``warehouse_url`` and ``overrides`` (fields
+    by resource key) pin values instead, as the tests do."""
+    pinned = {"data_dir": data_dir, "url": warehouse_url, "warehouse_url": warehouse_url}
+
+    def configured(key: str, resource: type[LaunchSettings]) -> Any:
+        fields = {field: pinned.get(field) for field in resource.from_settings}
+        return resource(**{**fields, **overrides.get(key, {})})
+
+    warehouse = configured("warehouse", WarehouseResource)
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
         # The marts' target and connection come from `warehouse` (analytics/profile.py).
         "dbt": DbtCliResource(project_dir=dbt_project),
-        "sirene": SireneSource(data_dir=data_dir, sandbox_companies=sandbox_companies),
-        "pappers": PappersResource(
-            api_key=settings.secret("MA_PAPPERS_API_KEY"),
-            concurrency=settings.env_int("MA_PAPPERS_CONCURRENCY"),
-            rate_per_second=settings.env_float("MA_PAPPERS_RATE_PER_SECOND"),
-            rate_per_minute=settings.env_float("MA_PAPPERS_RATE_PER_MINUTE"),
-            cache_ttl_hours=settings.env_float("MA_PAPPERS_CACHE_TTL_HOURS"),
-            max_failure_rate=settings.env_float("MA_PAPPERS_MAX_FAILURE_RATE"),
-            sandbox_companies=sandbox_companies,
-            sandbox_as_of=settings.env("MA_SANDBOX_AS_OF"),
-        ),
-        "kaspr": KasprResource(
-            api_key=settings.secret("MA_KASPR_API_KEY"),
-            daily_credit_budget=settings.env_int("MA_KASPR_DAILY_CREDITS"),
-        ),
-        "mlflow": MlflowResource(
-            tracking_uri=settings.env("MLFLOW_TRACKING_URI"),
-            data_dir=data_dir,
-            experiment_name=settings.env("MA_MLFLOW_EXPERIMENT"),
-        ),
-        "alerts": AlertWebhook(
-            url=settings.secret("MA_ALERT_WEBHOOK_URL"), ui_url=settings.env("MA_DAGSTER_UI_URL")
-        ),
+        "sirene": configured("sirene", SireneSource),
+        "pappers": configured("pappers", PappersResource),
+        "kaspr": configured("kaspr", KasprResource),
+        "mlflow": configured("mlflow", MlflowResource),
+        "alerts": configured("alerts", AlertWebhook),
         # The API's database, where score requests wait (serving/config.py resolves it).
-        "api_store": ApiStoreResource(
-            data_dir=data_dir,
-            warehouse_url=settings.env("MA_WAREHOUSE_URL"),
-            api_db_url=settings.env("MA_API_DB_URL"),
-            batch=settings.env_int("MA_SCORE_REQUESTS_BATCH"),
-        ),
+        "api_store": configured("api_store", ApiStoreResource),
     }

@@ -17,26 +17,20 @@ import numpy as np
 import polars as pl
 import psycopg
 import pytest
-from dagster_dbt import DbtCliResource
 
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS
-from ma_pipeline.enrichment.kaspr import KasprResource
-from ma_pipeline.enrichment.pappers import PappersResource, parse_entreprise, partition_tables
+from ma_pipeline.enrichment.pappers import parse_entreprise, partition_tables
 from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
-from ma_pipeline.ml.registry import MlflowResource
+from ma_pipeline.resources import build_resources
 from ma_pipeline.sandbox import universe
 from ma_pipeline.sandbox.pappers_api import entreprise
 from ma_pipeline.sandbox.world import world
-from ma_pipeline.warehouse import (
-    PARTITION_COLUMN,
-    WarehouseIOManager,
-    WarehouseResource,
-    connect_warehouse,
-)
+from ma_pipeline.settings import LaunchSettings
+from ma_pipeline.warehouse import PARTITION_COLUMN, connect_warehouse
 from ma_pipeline.warehouse.base import Warehouse
 
 TEST_DATA = Path(__file__).parent / "data"
@@ -106,29 +100,30 @@ def make_resources(
 ) -> dict[str, Any]:
     """The resources of the code location, pointed at a test's folders.
 
-    The API resources run on their sandboxes, answering as of a fixed day, with no effective
-    rate limit and millisecond backoffs (``FAST_API``), so tests stay fast and deterministic;
-    ``pappers`` overrides fields of the Pappers resource (a ``transport``, limits...).
+    Built by the code location's ``build_resources``, the other fields read from the environment
+    now, as a launch would. The API resources run on their sandboxes (no key, whatever the
+    shell holds), answering as of a fixed day, with no effective rate limit and millisecond
+    backoffs (``FAST_API``), so tests stay fast and deterministic; MLflow is SQLite under the
+    test's data_dir; ``pappers`` overrides fields of the Pappers resource (a ``transport``...).
     """
-    warehouse = WarehouseResource(url=warehouse_url, data_dir=str(data_dir))
-    sirene = SireneSource(data_dir=str(data_dir), sandbox_companies=500, **sandbox)
-    return {
-        "warehouse": warehouse,
-        "io_manager": WarehouseIOManager(warehouse=warehouse),
-        "sirene": sirene,
-        "pappers": PappersResource(
-            **{
-                "sandbox_companies": sirene.sandbox_companies,
-                "sandbox_seed": sirene.sandbox_seed,
-                "sandbox_as_of": SANDBOX_AS_OF.isoformat(),
-                **FAST_API,
-                **(pappers or {}),
-            }
-        ),
-        "kaspr": KasprResource(**FAST_API),
-        "dbt": DbtCliResource(project_dir=dbt_project),
-        "mlflow": MlflowResource(data_dir=str(data_dir)),  # SQLite under the test's data_dir
-    }
+    seed = SireneSource.model_fields["sandbox_seed"].default
+    population = {"sandbox_companies": 500, "sandbox_seed": seed, **sandbox}
+    resources = build_resources(
+        str(data_dir),
+        warehouse_url,
+        sirene=population,
+        pappers={
+            **population,
+            "api_key": "",
+            "sandbox_as_of": SANDBOX_AS_OF.isoformat(),
+            **FAST_API,
+            **(pappers or {}),
+        },
+        kaspr={"api_key": "", **FAST_API},
+        mlflow={"tracking_uri": ""},
+        alerts={"url": ""},
+    )
+    return {k: r.resolved() if isinstance(r, LaunchSettings) else r for k, r in resources.items()}
 
 
 @pytest.fixture

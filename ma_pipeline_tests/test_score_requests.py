@@ -90,7 +90,7 @@ def api(data_dir: Path, warehouse_url: str) -> Iterator[Api]:
 
 
 def test_the_sensor_hands_each_pending_request_to_one_run_at_a_time(data_dir: Path) -> None:
-    api_store = ApiStoreResource(data_dir=str(data_dir), batch=2)
+    api_store = ApiStoreResource(data_dir=str(data_dir), batch_size=2)
     instance = dg.DagsterInstance.ephemeral()
     with api_side(api_store) as store:
         key, _ = store.create_key("crm", ["requests:write"])

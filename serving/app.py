@@ -48,7 +48,7 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    settings = settings or ApiSettings.from_env()
+    settings = settings or ApiSettings()
     served = Served(open_store(settings))
     api_store = ApiStore(settings.api_database)
 

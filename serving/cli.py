@@ -20,7 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _store() -> ApiStore:
-    store = ApiStore(ApiSettings.from_env().api_database)
+    store = ApiStore(ApiSettings().api_database)
     store.create_tables()
     return store
 

@@ -1,37 +1,46 @@
-"""The API's settings, read from the environment (names and defaults: ma_pipeline.settings)."""
+"""The API's settings: its environment variables (MA_API_*, MA_DATA_DIR, MA_WAREHOUSE_URL) read
+by pydantic-settings when ``ApiSettings()`` is built, at start-up, not when this module loads."""
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-from ma_pipeline import settings
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
 from ma_pipeline.contracts import api_store
 from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    data_dir: Path
-    warehouse_url: str = ""
-    api_db_url: str = ""
-    cors_origins: tuple[str, ...] = ()
-    refresh_seconds: float = 5.0
-    rate_per_second: float = 20.0
-    rate_burst: float = 40.0
-    key_cache_seconds: float = 10.0
+class ApiSettings(BaseSettings):
+    """Each field reads the variable named by its alias; keyword (or positional ``data_dir``,
+    ``warehouse_url``) arguments override the environment. Unset or empty: the default."""
 
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("data"), alias="MA_DATA_DIR")
+    warehouse_url: str = Field(default="", alias="MA_WAREHOUSE_URL", repr=False)
+    api_db_url: str = Field(default="", alias="MA_API_DB_URL", repr=False)
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), alias="MA_API_CORS_ORIGINS", description="comma-separated"
+    )
+    refresh_seconds: float = Field(default=5.0, alias="MA_API_REFRESH_SECONDS")
+    rate_per_second: float = Field(default=20.0, alias="MA_API_RATE_PER_SECOND")
+    rate_burst: float = Field(default=40.0, alias="MA_API_RATE_BURST")
+    key_cache_seconds: float = Field(default=10.0, alias="MA_API_KEY_CACHE_SECONDS")
+
+    def __init__(
+        self, data_dir: Path | str | None = None, warehouse_url: str | None = None, **values: Any
+    ) -> None:
+        given = {"data_dir": data_dir, "warehouse_url": warehouse_url, **values}
+        fields = type(self).model_fields
+        super().__init__(**{fields[k].alias or k: v for k, v in given.items() if v is not None})
+
+    @field_validator("cors_origins", mode="before")
     @classmethod
-    def from_env(cls) -> "ApiSettings":
-        origins = settings.value("MA_API_CORS_ORIGINS")
-        return cls(
-            data_dir=Path(settings.value("MA_DATA_DIR")),
-            warehouse_url=settings.value("MA_WAREHOUSE_URL"),
-            api_db_url=settings.value("MA_API_DB_URL"),
-            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
-            refresh_seconds=float(settings.value("MA_API_REFRESH_SECONDS")),
-            rate_per_second=float(settings.value("MA_API_RATE_PER_SECOND")),
-            rate_burst=float(settings.value("MA_API_RATE_BURST")),
-            key_cache_seconds=float(settings.value("MA_API_KEY_CACHE_SECONDS")),
-        )
+    def _split(cls, origins: Any) -> Any:
+        if isinstance(origins, str):
+            return tuple(o.strip() for o in origins.split(",") if o.strip())
+        return origins
 
     @property
     def on_postgres(self) -> bool:

@@ -1,8 +1,11 @@
 """Run-failure alerts to a chat webhook (Slack and Discord accept the same small JSON)."""
 
-import dagster as dg
+from typing import ClassVar
+
 import httpx
 from pydantic import Field
+
+from ma_pipeline.settings import LaunchSettings
 
 
 def alert_payload(text: str) -> dict[str, str]:
@@ -25,14 +28,21 @@ def failure_message(
     return "\n".join(lines)
 
 
-class AlertWebhook(dg.ConfigurableResource):
+class AlertWebhook(LaunchSettings):
     """Where run-failure alerts go: MA_ALERT_WEBHOOK_URL (a Slack or Discord incoming webhook);
     unset, alerts are only logged. MA_DAGSTER_UI_URL builds the link to the run."""
+
+    from_settings: ClassVar[dict[str, str]] = {
+        "url": "MA_ALERT_WEBHOOK_URL",
+        "ui_url": "MA_DAGSTER_UI_URL",
+    }
 
     url: str | None = Field(
         default=None, repr=False, description="Webhook URL (a secret: it embeds a token)"
     )
-    ui_url: str = Field(default="http://localhost:3000", description="The Dagster UI's base URL")
+    ui_url: str | None = Field(
+        default="http://localhost:3000", description="The Dagster UI's base URL"
+    )
     timeout_s: float = Field(default=10.0, description="Seconds allowed for the POST")
 
     def send(self, text: str) -> str | None:

@@ -154,7 +154,7 @@ def score_requests_sensor(
     held ids are read before the pending ones, so a run finishing in between leaves nothing
     pending twice."""
     held = held_requests(context.instance)
-    size = api_store.batch
+    size = api_store.batch_size
     with api_store.open() as store:
         pending = store.pending_requests(limit=size + len(held))
     batch = sorted([str(r.id) for r in pending if str(r.id) not in held][:size])

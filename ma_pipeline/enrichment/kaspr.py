@@ -184,6 +184,12 @@ class KasprResource(ApiResource):
     live_rate_per_second: ClassVar[float | None] = 2.0
     sandbox_rate_per_second: ClassVar[float | None] = None
 
+    # Fields left None take these variables when a run launches (settings.LaunchSettings).
+    from_settings: ClassVar[dict[str, str]] = {
+        "api_key": "MA_KASPR_API_KEY",
+        "daily_credit_budget": "MA_KASPR_DAILY_CREDITS",
+    }
+
     base_url: str = Field(default="https://api.developers.kaspr.io", description="Kaspr API root")
     concurrency: int = Field(default=2, description="Requests in flight at most")
     rate_per_minute: float | None = Field(
@@ -192,7 +198,7 @@ class KasprResource(ApiResource):
     cache_ttl_hours: float = Field(
         default=6.0, description="Age after which a cached answer is fetched again"
     )
-    daily_credit_budget: int = Field(
+    daily_credit_budget: int | None = Field(
         default=200, description="MA_KASPR_DAILY_CREDITS: credits one day may spend"
     )
     data_to_get: list[str] = Field(

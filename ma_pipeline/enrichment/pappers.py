@@ -500,18 +500,31 @@ class PappersResource(ApiResource):
     # The sandbox is in-process: its default limit is set for a demo, not for Pappers.
     sandbox_rate_per_second: ClassVar[float | None] = 200.0
 
+    # Fields left None take these variables when a run launches (settings.LaunchSettings).
+    from_settings: ClassVar[dict[str, str]] = {
+        "api_key": "MA_PAPPERS_API_KEY",
+        "concurrency": "MA_PAPPERS_CONCURRENCY",
+        "rate_per_second": "MA_PAPPERS_RATE_PER_SECOND",
+        "rate_per_minute": "MA_PAPPERS_RATE_PER_MINUTE",
+        "cache_ttl_hours": "MA_PAPPERS_CACHE_TTL_HOURS",
+        "max_failure_rate": "MA_PAPPERS_MAX_FAILURE_RATE",
+        "sandbox_companies": "MA_SANDBOX_COMPANIES",
+        "sandbox_as_of": "MA_SANDBOX_AS_OF",
+    }
+
     base_url: str = Field(default="https://api.pappers.fr/v2", description="Pappers API v2 root")
-    cache_ttl_hours: float = Field(
+    concurrency: int | None = Field(default=8, description="Requests in flight at most")
+    cache_ttl_hours: float | None = Field(
         default=24.0, description="Age after which a cached answer is fetched again"
     )
-    max_failure_rate: float = Field(
+    max_failure_rate: float | None = Field(
         default=0.05, description="Share of failed companies above which the asset fails"
     )
-    sandbox_companies: int = Field(
+    sandbox_companies: int | None = Field(
         default=20_000, description="MA_SANDBOX_COMPANIES: the universe the sandbox answers for"
     )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox universe")
-    sandbox_as_of: str = Field(
+    sandbox_as_of: str | None = Field(
         default="", description="Day the sandbox answers as of (YYYY-MM-DD); empty: today"
     )
 

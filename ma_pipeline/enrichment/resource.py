@@ -19,10 +19,11 @@ from ma_pipeline.enrichment.cache import Answer, ApiCache, ApiUsage
 from ma_pipeline.enrichment.http import ApiClient, Limits
 from ma_pipeline.enrichment.runner import EnrichmentRun, Fetch, Parse, T, run_enrichment
 from ma_pipeline.partitions import TIMEZONE
+from ma_pipeline.settings import LaunchSettings
 from ma_pipeline.warehouse import Warehouse
 
 
-class ApiResource(dg.ConfigurableResource, abc.ABC):
+class ApiResource(LaunchSettings, abc.ABC):
     """An external API reached through the shared client core (see ``enrichment.http``)."""
 
     source: ClassVar[str]

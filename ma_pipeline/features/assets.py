@@ -102,15 +102,16 @@ quality_checks = [table_checks(contract) for contract in TABLES]
 
 
 class DriftConfig(dg.Config):
-    """PSI thresholds of the drift check (defaults: MA_FEATURE_DRIFT_PSI_WARN and _ERROR)."""
+    """PSI thresholds of the drift check (None: MA_FEATURE_DRIFT_PSI_WARN and _ERROR at launch)."""
 
-    psi_warn: float = Field(
-        default=float(settings.value("MA_FEATURE_DRIFT_PSI_WARN")),
-        description="PSI of a feature above which the drift check fails as a WARN",
+    psi_warn: float | None = Field(
+        default=None, description="PSI of a feature above which the drift check fails as a WARN"
     )
-    psi_error: float = Field(
-        default=float(settings.value("MA_FEATURE_DRIFT_PSI_ERROR")),
-        description="PSI of a feature above which the drift check fails as an ERROR",
+    psi_error: float | None = Field(
+        default=None, description="PSI of a feature above which the drift check fails as an ERROR"
+    )
+    launch = settings.launch_defaults(
+        psi_warn="MA_FEATURE_DRIFT_PSI_WARN", psi_error="MA_FEATURE_DRIFT_PSI_ERROR"
     )
     bins: int = Field(default=10, description="Quantile bins of the reference, per feature")
 

@@ -4,13 +4,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
-import dagster as dg
 from pydantic import Field
 
 from ma_pipeline.ingestion.landing import LandingFile, stock_file_for, stock_files
 from ma_pipeline.ingestion.sirene import StockFile, ValidatedStock, read_stock_file, validate
 from ma_pipeline.sandbox import universe
+from ma_pipeline.settings import LaunchSettings
 
 
 @dataclass
@@ -20,13 +21,21 @@ class DailyStock:
     stock: ValidatedStock
 
 
-class SireneSource(dg.ConfigurableResource):
+class SireneSource(LaunchSettings):
     """The StockUniteLegale of each day: the newest landing file dated on or before it, or, when
     the landing folder holds no SIRENE file at all, the sandbox universe."""
 
-    data_dir: str = Field(default="data", description="MA_DATA_DIR; files go in <data_dir>/landing")
-    sandbox_companies: int = Field(
-        default=20_000, description="MA_SANDBOX_COMPANIES: active companies in the sandbox"
+    from_settings: ClassVar[dict[str, str]] = {
+        "data_dir": "MA_DATA_DIR",
+        "sandbox_companies": "MA_SANDBOX_COMPANIES",
+    }
+
+    data_dir: str | None = Field(
+        default="data", description="Files go in <data_dir>/landing; None: MA_DATA_DIR at launch"
+    )
+    sandbox_companies: int | None = Field(
+        default=20_000,
+        description="Active companies in the sandbox; None: MA_SANDBOX_COMPANIES at launch",
     )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox population")
 

@@ -42,10 +42,12 @@ TRAINING_VERSION = source_version(sys.modules[__name__], train, models, promotio
 
 
 class EventsConfig(dg.Config):
-    history_months: int = Field(
-        default=int(settings.value("MA_EVENTS_HISTORY_MONTHS")),
-        description="Sandbox only: months of events drawn, up to the sandbox's as-of day",
+    history_months: int | None = Field(
+        default=None,
+        description="Sandbox only: months of events drawn, up to the sandbox's as-of day;"
+        " None: MA_EVENTS_HISTORY_MONTHS at launch",
     )
+    launch = settings.launch_defaults(history_months="MA_EVENTS_HISTORY_MONTHS")
 
 
 @dg.asset(
@@ -118,10 +120,12 @@ def ma_events(
 
 
 class TrainingSetConfig(dg.Config):
-    lookback_months: int = Field(
-        default=int(settings.value("MA_TRAINING_LOOKBACK_MONTHS")),
-        description="Oldest as-of date, in months before the snapshot day",
+    lookback_months: int | None = Field(
+        default=None,
+        description="Oldest as-of date, in months before the snapshot day;"
+        " None: MA_TRAINING_LOOKBACK_MONTHS at launch",
     )
+    launch = settings.launch_defaults(lookback_months="MA_TRAINING_LOOKBACK_MONTHS")
 
 
 @dg.asset(

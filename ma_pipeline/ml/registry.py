@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -36,6 +37,7 @@ from pydantic import Field
 from ma_pipeline.contracts.scores import MODEL_VERSIONS_SCHEMA
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer, Scorer
+from ma_pipeline.settings import LaunchSettings
 
 SCORES = tuple(LABELS)
 MODEL_NAMES = {score: f"ma_pipeline_{score}" for score in SCORES}
@@ -56,7 +58,7 @@ def _aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
         raise
 
 
-class MlflowResource(dg.ConfigurableResource):
+class MlflowResource(LaunchSettings):
     """MLflow tracking and registry: ``MLFLOW_TRACKING_URI`` when set, else a SQLite database
     ``<data_dir>/mlflow/mlflow.db`` with artifacts under ``<data_dir>/mlflow/artifacts``.
 
@@ -64,12 +66,21 @@ class MlflowResource(dg.ConfigurableResource):
     reads a process-wide URI: every method here points it at this resource's store first.
     """
 
-    tracking_uri: str = Field(
+    from_settings: ClassVar[dict[str, str]] = {
+        "tracking_uri": "MLFLOW_TRACKING_URI",
+        "data_dir": "MA_DATA_DIR",
+        "experiment_name": "MA_MLFLOW_EXPERIMENT",
+    }
+
+    tracking_uri: str | None = Field(
         default="",
+        repr=False,
         description="MLFLOW_TRACKING_URI; empty: sqlite:///<data_dir>/mlflow/mlflow.db",
     )
-    data_dir: str = Field(default="data", description="MA_DATA_DIR, home of the embedded store")
-    experiment_name: str = Field(
+    data_dir: str | None = Field(
+        default="data", description="MA_DATA_DIR, home of the embedded store"
+    )
+    experiment_name: str | None = Field(
         default="ma_pipeline", description="MA_MLFLOW_EXPERIMENT: experiment of training runs"
     )
 

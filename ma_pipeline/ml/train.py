@@ -51,9 +51,10 @@ class TrainingConfig(dg.Config):
         description="Share of companies (seeded draw) whose rows train the models; the holdout"
         " keeps every company. Below 1 only to train a deliberately weaker challenger.",
     )
-    promotion_margin: float = Field(
-        default=float(settings.value("MA_PROMOTION_MARGIN")),
-        description="Holdout ROC-AUC a challenger must gain over the champion and the baseline",
+    promotion_margin: float | None = Field(
+        default=None,
+        description="Holdout ROC-AUC a challenger must gain over the champion and the baseline;"
+        " None: MA_PROMOTION_MARGIN at launch",
     )
     learning_rate: float = 0.1
     num_leaves: int = 4
@@ -69,6 +70,7 @@ class TrainingConfig(dg.Config):
         " machine, where OpenMP threads spin against other processes",
     )
     seed: int = 2026
+    launch = settings.launch_defaults(promotion_margin="MA_PROMOTION_MARGIN")
 
     def lightgbm_params(self, rows: int) -> dict[str, Any]:
         leaf = max(20, round(self.min_child_fraction * rows))

@@ -184,13 +184,14 @@ def ml_scores(
 
 
 class ScoreChecksConfig(dg.Config):
-    """The score-drift threshold of the blocking checks (default: MA_SCORE_PSI_MAX)."""
+    """The score-drift threshold of the blocking checks (None: MA_SCORE_PSI_MAX at launch)."""
 
-    psi_max: float = Field(
-        default=float(settings.value("MA_SCORE_PSI_MAX")),
+    psi_max: float | None = Field(
+        default=None,
         description="PSI of a score against the reference partition above which it is not"
         " published (only when the score's model is the reference's)",
     )
+    launch = settings.launch_defaults(psi_max="MA_SCORE_PSI_MAX")
     bins: int = Field(default=10, description="Quantile bins of the reference, per score")
 
 

@@ -195,14 +195,15 @@ def contact_rows(
 
 
 class KasprContactsConfig(dg.Config):
-    """How many targets a day enriches (default: MA_KASPR_TOP_N); the daily credit budget is
-    the Kaspr resource's (MA_KASPR_DAILY_CREDITS)."""
+    """How many targets a day enriches (None: MA_KASPR_TOP_N at launch); the daily credit
+    budget is the Kaspr resource's (MA_KASPR_DAILY_CREDITS)."""
 
-    top_n: int = Field(
-        default=int(settings.value("MA_KASPR_TOP_N")),
+    top_n: int | None = Field(
+        default=None,
         description="Companies of the day's checked ml_scores, by score_ma, whose dirigeants"
         " are looked up",
     )
+    launch = settings.launch_defaults(top_n="MA_KASPR_TOP_N")
 
 
 def _with_slugs(

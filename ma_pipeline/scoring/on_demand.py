@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import polars as pl
@@ -31,21 +31,32 @@ from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, 
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.ml.scorer import Scorer
 from ma_pipeline.scoring.compute import score_day
+from ma_pipeline.settings import LaunchSettings
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 OP = "score_requests"
 
 
-class ApiStoreResource(dg.ConfigurableResource):
-    """The API's request store, found as the API finds it (``contracts.api_store``)."""
+class ApiStoreResource(LaunchSettings):
+    """The API's request store, found as the API finds it (``contracts.api_store``), and how
+    many pending requests one run handles. None: the variable when the run launches."""
 
-    data_dir: str = Field(default="data", description="MA_DATA_DIR: api.sqlite on DuckDB")
-    warehouse_url: str = Field(
-        default="", description="MA_WAREHOUSE_URL: on PostgreSQL, its schema serving"
+    from_settings: ClassVar[dict[str, str]] = {
+        "data_dir": "MA_DATA_DIR",
+        "warehouse_url": "MA_WAREHOUSE_URL",
+        "api_db_url": "MA_API_DB_URL",
+        "batch_size": "MA_SCORE_REQUESTS_BATCH",
+    }
+
+    data_dir: str | None = Field(default="data", description="MA_DATA_DIR: api.sqlite on DuckDB")
+    warehouse_url: str | None = Field(
+        default="", repr=False, description="MA_WAREHOUSE_URL: on PostgreSQL, its schema serving"
     )
-    api_db_url: str = Field(default="", description="MA_API_DB_URL: overrides both")
-    batch: int = Field(
-        default=50, description="MA_SCORE_REQUESTS_BATCH: most requests one run handles"
+    api_db_url: str | None = Field(
+        default="", repr=False, description="MA_API_DB_URL: overrides both"
+    )
+    batch_size: int | None = Field(
+        default=50, description="MA_SCORE_REQUESTS_BATCH: most pending requests one run handles"
     )
 
     @contextmanager

@@ -1,11 +1,12 @@
 """The warehouse as a Dagster resource: which backend, from one URL."""
 
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-import dagster as dg
 from pydantic import Field
 
+from ma_pipeline.settings import LaunchSettings
 from ma_pipeline.warehouse.base import Warehouse
 from ma_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 from ma_pipeline.warehouse.postgres_backend import PostgresWarehouse, redact
@@ -27,15 +28,20 @@ def connect_warehouse(url: str, data_dir: str | Path) -> Warehouse:
     )
 
 
-class WarehouseResource(dg.ConfigurableResource):
+class WarehouseResource(LaunchSettings):
     """Where every table of the pipeline lives (MA_WAREHOUSE_URL)."""
 
-    url: str = Field(
+    from_settings: ClassVar[dict[str, str]] = {"url": "MA_WAREHOUSE_URL", "data_dir": "MA_DATA_DIR"}
+
+    url: str | None = Field(
         default="",
+        repr=False,
         description="Empty: the DuckDB file <data_dir>/warehouse.duckdb; or duckdb:///<path>;"
-        " or postgresql://user:password@host:port/db",
+        " or postgresql://user:password@host:port/db; None: MA_WAREHOUSE_URL at launch",
     )
-    data_dir: str = Field(default="data", description="MA_DATA_DIR, home of the DuckDB file")
+    data_dir: str | None = Field(
+        default="data", description="Home of the DuckDB file; None: MA_DATA_DIR at launch"
+    )
 
     def backend(self) -> Warehouse:
         return connect_warehouse(self.url, self.data_dir)
