@@ -89,6 +89,7 @@ def feature_drift_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     recorded since then (one per partition: a backfill can add many) make one request, keyed
     by the newest of them."""
     after = int(context.cursor or 0)
+    # No public read of check evaluations in 1.13 (get_event_records is deprecated; dagster#17005).
     history = context.instance.event_log_storage.get_asset_check_execution_history(
         DRIFT_CHECK, limit=DRIFT_PAGE
     )
