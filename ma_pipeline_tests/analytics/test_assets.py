@@ -22,7 +22,11 @@ def test_models_and_seeds_are_analytics_assets_under_the_pipelines_tables() -> N
     assert {key(name) for name in MARTS} <= analytics_marts.keys
     assert all(k.path[0] == "analytics" for k in analytics_marts.keys)
     assert set(analytics_marts.group_names_by_key.values()) == {"analytics"}
-    assert deps("stg_published_scores") == {"serving/published_scores"}
+    # Published rows, restricted to the days their publication record lists.
+    assert deps("stg_published_scores") == {
+        "serving/published_scores",
+        "serving/score_publications",
+    }
     assert deps("stg_score_publications") == {"serving/score_publications"}
     assert deps("stg_raw_companies") == {"ingestion/raw_companies"}
     assert deps("stg_pappers_companies") == {"enrichment/pappers_companies"}
