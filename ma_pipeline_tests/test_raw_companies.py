@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.contracts.siren import siren_problem, with_check_digit
+from ma_pipeline.contracts.siren import siren_problem, siren_problem_expr, with_check_digit
 from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.reference import naf_hierarchy
@@ -291,6 +291,22 @@ def test_la_poste_siren_is_valid() -> None:
 )
 def test_siren_problem_names_what_is_wrong(value: str | None, problem: str | None) -> None:
     assert siren_problem(value) == problem
+    column = pl.DataFrame({"siren": [value]}, schema={"siren": pl.String})
+    assert column.select(siren_problem_expr("siren")).item() == problem  # the vectorised rule
+
+
+def test_the_vectorised_siren_check_agrees_with_the_scalar_one() -> None:
+    """Every 9-digit body with each of its ten last digits, and malformed values."""
+    bodies = [f"{n:08d}" for n in range(0, 100_000_000, 997_651)]
+    values = [b + str(d) for b in bodies for d in range(10)] + [
+        "",
+        "12345678",
+        "1234567890",
+        "12a456789",
+    ]
+    expected = [siren_problem(v) for v in values]
+    frame = pl.DataFrame({"siren": values})
+    assert frame.select(siren_problem_expr("siren")).to_series().to_list() == expected
 
 
 def test_the_sandbox_universe_is_deterministic_valid_and_moves_daily(data_dir: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ma_pipeline.contracts.siren import siren_problem
+from ma_pipeline.contracts.siren import siren_problem_expr
 from ma_pipeline.contracts.sirene import (
     COLUMNS,
     INSEE_COLUMNS,
@@ -113,10 +113,7 @@ def validate(stock: StockFile) -> ValidatedStock:
         "row_number",
         *(_typed(c) for c in COLUMNS),
         *(pl.col(c.insee).alias(f"_given_{c.name}") for c in COLUMNS if c.kind != "text"),
-        pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw"),
-    )
-    problems = pl.Series([siren_problem(v) for v in typed["siren"].to_list()], dtype=pl.String)
-    typed = typed.with_columns(_siren_problem=problems)
+    ).with_columns(siren_problem_expr("siren").alias("_siren_problem"))
     checked = typed.with_columns(_rejection_reasons()).with_columns(
         pl.lit(stock.name).alias("source")
     )
@@ -136,12 +133,21 @@ def validate(stock: StockFile) -> ValidatedStock:
     rejected = pl.concat(
         [checked.filter(pl.col("reason").is_not_null()), duplicates], how="vertical_relaxed"
     ).sort("row_number")
+    rejected = rejected.join(_as_given(raw, rejected["row_number"]), on="row_number")
     return ValidatedStock(
         kept=kept.with_columns(_nom_entreprise()).select(OUTPUT_COLUMNS),
         rejected=rejected.select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA),  # type: ignore[arg-type]
         rows_read=int(blank.len()),
         blank_lines=int(blank.sum()),
         encoding=stock.encoding,
+    )
+
+
+def _as_given(raw: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
+    """The values of ``rows`` as given, in JSON (``raw`` of raw_companies_rejected): only for
+    the rejected rows, as a national stock's every row in JSON would double its memory."""
+    return raw.filter(pl.col("row_number").is_in(rows.implode())).select(
+        "row_number", pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw")
     )
 
 
