@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from ma_pipeline.contracts.tables import API_CACHE
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.enrichment.pappers import PappersResource
-from ma_pipeline.ingestion.assets import raw_companies
+from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.sandbox.pappers_api import PappersSandbox
 from ma_pipeline.sandbox.transport import Faults
@@ -27,7 +26,7 @@ DAY = "2025-06-02"
 COMPANIES = TableRef("enrichment", "pappers_companies")
 DIRIGEANTS = TableRef("enrichment", "pappers_dirigeants")
 FAILURES = TableRef("enrichment", "enrichment_failures")
-RAW = TableRef("ingestion", "raw_companies")
+TARGETS = TableRef("ingestion", "target_companies")
 ENRICHMENT_KEYS = [
     dg.AssetKey(["enrichment", name])
     for name in (
@@ -53,7 +52,7 @@ def materialize(
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [raw_companies, pappers_enrichment],
+        [raw_companies, target_companies, pappers_enrichment],
         selection=None if with_raw else ENRICHMENT_KEYS,
         partition_key=partition,
         resources=resources,
@@ -76,9 +75,10 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return event.step_failure_data.user_failure_data.description or ""
 
 
-def active(warehouse: Warehouse, day: str = DAY) -> set[str]:
-    rows = warehouse.read(RAW, start=date.fromisoformat(day), end=date.fromisoformat(day))
-    return set(rows.filter(pl.col("etat_administratif") == "A")["siren"])
+def targets(warehouse: Warehouse, day: str = DAY) -> set[str]:
+    """The day's target companies: the only ones enriched."""
+    rows = warehouse.read(TARGETS, start=date.fromisoformat(day), end=date.fromisoformat(day))
+    return set(rows["siren"])
 
 
 def test_a_partition_is_enriched_then_served_from_the_cache(
@@ -88,8 +88,12 @@ def test_a_partition_is_enriched_then_served_from_the_cache(
     resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
     first = materialize(resources)
     assert first.success
-    companies = active(warehouse)
+    companies = targets(warehouse)
     assert transport.requests == len(companies) and max(transport.answered.values()) == 1
+    day = date.fromisoformat(DAY)
+    raw = warehouse.read(TableRef("ingestion", "raw_companies"), start=day, end=day)
+    opted_out = set(raw.filter(pl.col("statut_diffusion") == "P")["siren"])
+    assert opted_out and not opted_out & set(transport.answered)  # never enriched
     stored = warehouse.read(COMPANIES)
     assert set(stored["siren"]) == companies
     assert warehouse.read(DIRIGEANTS)["age"].drop_nulls().min() >= 18
@@ -121,8 +125,8 @@ def test_a_later_partition_fetches_only_what_expired_or_is_new(
     next_day = str(date.fromisoformat(DAY) + timedelta(days=40))
     assert materialize(resources, next_day).success
     fetched = set((transport.answered - before).keys())
-    today = active(warehouse, next_day)
-    assert fetched == (today & expired) | (today - active(warehouse))
+    today = targets(warehouse, next_day)
+    assert fetched == (today & expired) | (today - targets(warehouse))
 
 
 def test_a_backfill_asks_each_siren_once_and_fills_every_day(
@@ -131,7 +135,7 @@ def test_a_backfill_asks_each_siren_once_and_fills_every_day(
     transport = sandbox()
     resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
     job = dg.Definitions(
-        assets=[raw_companies, pappers_enrichment], resources=resources
+        assets=[raw_companies, target_companies, pappers_enrichment], resources=resources
     ).resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(
         tags={
@@ -144,7 +148,7 @@ def test_a_backfill_asks_each_siren_once_and_fills_every_day(
     days = [date(2025, 1, 1) + timedelta(days=k) for k in range(10)]
     stored = warehouse.read(COMPANIES)
     assert stored["partition_date"].unique().sort().to_list() == days
-    assert stored.height == sum(len(active(warehouse, str(d))) for d in days)
+    assert stored.height == sum(len(targets(warehouse, str(d))) for d in days)
     # Each day's ages are the ages on that day.
     people = warehouse.read(DIRIGEANTS).drop_nulls("date_de_naissance")
     for row in people.sample(200, seed=1).iter_rows(named=True):
@@ -155,7 +159,8 @@ def test_a_backfill_asks_each_siren_once_and_fills_every_day(
 def test_faults_are_survived_and_every_company_fetched(
     data_dir: Path, warehouse_url: str, warehouse: Warehouse
 ) -> None:
-    """2,000 companies with 20 % 500s, 10 % 429s (Retry-After) and 5 % timeouts."""
+    """2,000 active companies (about 1,100 targets) with 20 % 500s, 10 % 429s (Retry-After)
+    and 5 % timeouts."""
     faults = Faults(rate_500=0.2, rate_429=0.1, rate_timeout=0.05, retry_after_s=0)
     transport = sandbox(2_000, faults=faults, fault_seed=7)
     resources = make_resources(
@@ -164,8 +169,8 @@ def test_faults_are_survived_and_every_company_fetched(
     resources["sirene"] = SireneSource(data_dir=str(data_dir), sandbox_companies=2_000)
     result = materialize(resources)
     assert result.success
-    companies = active(warehouse)
-    assert len(companies) > 1_900
+    companies = targets(warehouse)
+    assert len(companies) > 1_000
     assert set(transport.answered) == companies
     assert min(transport.injected[k] for k in ("500", "429", "timeout")) > 50
     assert warehouse.read(FAILURES).is_empty()
@@ -201,7 +206,7 @@ def test_when_every_call_fails_the_run_fails_and_earlier_data_stays(
         .equals(day_before.sort("siren"))
     )
     failures = warehouse.read(FAILURES)
-    assert set(failures["siren"]) == active(warehouse, later)
+    assert set(failures["siren"]) == targets(warehouse, later)
     assert set(failures["kind"]) == {"http_5xx"}
 
 
@@ -219,7 +224,7 @@ def test_failures_are_recorded_and_fail_the_run_only_above_the_threshold(
     assert failed.height == transport.injected["500"] > 0
     assert set(failed["kind"]) == {"http_5xx"} and set(failed["source"]) == {"pappers"}
     # Successes are saved either way.
-    assert set(warehouse.read(COMPANIES)["siren"]) == active(warehouse) - set(failed["siren"])
+    assert set(warehouse.read(COMPANIES)["siren"]) == targets(warehouse) - set(failed["siren"])
     if not succeeds:
         assert "main causes: http_5xx" in failure_message(result)
 
@@ -278,7 +283,7 @@ def test_credits_exhausted_stops_saves_and_says_so(
     assert saved.height == 120 and set(saved["siren"]) == set(transport.answered)
     failures = warehouse.read(FAILURES)
     assert set(failures["kind"]) == {"credits_exhausted"}
-    assert failures.height == len(active(warehouse)) - 120
+    assert failures.height == len(targets(warehouse)) - 120
 
 
 def test_a_bad_key_fails_at_once_without_showing_it(

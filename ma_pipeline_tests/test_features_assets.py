@@ -16,18 +16,19 @@ from ma_pipeline.features.assets import (
     quality_checks,
 )
 from ma_pipeline.features.schemas import FEATURE_COLUMNS
-from ma_pipeline.ingestion.assets import raw_companies
+from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.warehouse import TableRef, Warehouse
 from ma_pipeline_tests.conftest import make_resources
 
 DAY_1, DAY_2, DAY_3 = "2025-06-01", "2025-06-02", "2025-06-03"
 FEATURES = TableRef("features", "company_features")
 RAW = TableRef("ingestion", "raw_companies")
+TARGETS = TableRef("ingestion", "target_companies")
 
 
 def definitions(resources: dict[str, Any]) -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_companies, pappers_enrichment, company_features],
+        assets=[raw_companies, target_companies, pappers_enrichment, company_features],
         asset_checks=[*quality_checks, company_features_coverage_and_drift],
         jobs=[dg.define_asset_job("checks_only", selection=dg.AssetSelection.all_asset_checks())],
         resources=resources,
@@ -63,11 +64,11 @@ def test_a_backfill_computes_each_days_features_and_every_check_passes_per_parti
     stored = warehouse.read(FEATURES)
     for day in (DAY_1, DAY_2):
         on = date.fromisoformat(day)
-        active = warehouse.read(RAW, start=on, end=on).filter(pl.col("etat_administratif") == "A")
+        targets = warehouse.read(TARGETS, start=on, end=on)
         assert (
             stored.filter(pl.col("partition_date") == on)["siren"]
             .sort()
-            .equals(active["siren"].sort())
+            .equals(targets["siren"].sort())
         )
     check_keys = defs.resolve_asset_graph().asset_check_keys
     assert len(check_keys) == 5 * 3 + 4 + 2  # pappers and raw tables, features, drift/coverage

@@ -9,6 +9,7 @@ import pytest
 
 from ma_pipeline.features import FeatureInputs, compute_features
 from ma_pipeline.features.quality import TABLES, coverage_outcome
+from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline.lib.checks import ERROR, WARN
 from ma_pipeline_tests.conftest import SANDBOX_DAY
 
@@ -19,10 +20,12 @@ Corruption = Callable[[pl.DataFrame], tuple[pl.DataFrame, list[str]]]
 @pytest.fixture(scope="module")
 def clean(sandbox_partition: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Every checked table for one day: the sandbox partition and its features."""
-    active = sandbox_partition["raw_companies"].filter(pl.col("etat_administratif") == "A")
+    raw = sandbox_partition["raw_companies"]
+    targets = select_targets(raw, SANDBOX_DAY, TargetRules()).targets
+    companies = raw.join(targets, on=["partition_date", "siren"], how="semi")
     pappers = [sandbox_partition[name] for name in list(CONTRACTS)[1:5]]
-    features = compute_features(FeatureInputs(active, *pappers), SANDBOX_DAY)
-    return {**sandbox_partition, "company_features": features}
+    features = compute_features(FeatureInputs(companies, *pappers), SANDBOX_DAY)
+    return {**sandbox_partition, "target_companies": targets, "company_features": features}
 
 
 def set_values(row: int, **values: Any) -> Corruption:
@@ -63,13 +66,10 @@ def test_every_rule_holds_on_clean_sandbox_data(clean: dict[str, pl.DataFrame]) 
         if not outcome.passed
     }
     assert failed == {}
-    coverage = coverage_outcome(clean["company_features"], clean["raw_companies"], SANDBOX_DAY)
+    coverage = coverage_outcome(clean["company_features"], clean["target_companies"])
     assert coverage.passed, coverage.description
     counts = coverage.metadata
-    assert counts["feature_rows"] == (
-        counts["raw_companies"] - counts["ceased_not_scored"] - counts["created_after_the_day"]
-    )
-    assert counts["ceased_not_scored"] > 0
+    assert counts["feature_rows"] == counts["target_companies"] > 0
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_a_company_dropped_or_added_without_reason_is_named(
             features.head(1).with_columns(siren=pl.lit(ceased)),
         ]
     )
-    outcome = coverage_outcome(changed, raw, SANDBOX_DAY)
+    outcome = coverage_outcome(changed, clean["target_companies"])
     assert (outcome.passed, outcome.severity) == (False, ERROR)
     assert outcome.metadata["missing_sirens"] == [dropped]
     assert outcome.metadata["unexpected_sirens"] == [ceased]

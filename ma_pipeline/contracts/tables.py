@@ -35,6 +35,7 @@ class TableRef:
 # ingestion
 RAW_COMPANIES = TableRef("ingestion", "raw_companies")
 RAW_COMPANIES_REJECTED = TableRef("ingestion", "raw_companies_rejected")
+TARGET_COMPANIES = TableRef("ingestion", "target_companies")
 # enrichment
 PAPPERS_COMPANIES = TableRef("enrichment", "pappers_companies")
 PAPPERS_FINANCES = TableRef("enrichment", "pappers_finances")

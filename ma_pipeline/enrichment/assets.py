@@ -132,7 +132,7 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
         )
         for name, description in _DESCRIPTIONS.items()
     },
-    ins={"raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES)},
+    ins={"target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES)},
     deps=[keys.API_CACHE],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -141,23 +141,21 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
 )
 def pappers_enrichment(
     context: dg.AssetExecutionContext,
-    raw_companies: pl.DataFrame,
+    target_companies: pl.DataFrame,
     pappers: PappersResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetMaterialization]:
-    """Pappers data for the active companies (etat_administratif A) of each partition.
+    """Pappers data for the target companies of each partition (``target_companies``: never a
+    ceased, non-diffusible or out-of-scope unit).
 
-    Ceased companies are left out: they are no longer targets and their registry data is
-    frozen. Each SIREN is asked for at most once per run, however many days the run covers,
-    and not at all while its cached answer is younger than the TTL; every day then gets the
-    rows of its own active companies, with ages computed at that day. Per-company failures go
+    Each SIREN is asked for at most once per run, however many days the run covers, and not at
+    all while its cached answer is younger than the TTL; every day then gets the rows of its own
+    targets, with ages computed at that day. Per-company failures go
     to enrichment_failures; the asset fails, after saving what it got, when credits run out or
     when the share of failures passes ``max_failure_rate``; a bad key fails it at once.
     """
     days = [date.fromisoformat(k) for k in context.partition_keys]
-    companies_by_day = raw_companies.filter(pl.col("etat_administratif") == "A").select(
-        PARTITION_COLUMN, "siren"
-    )
+    companies_by_day = target_companies.select(PARTITION_COLUMN, "siren")
     sirens = companies_by_day["siren"].unique().sort().to_list()
     if pappers.mode == "sandbox":
         context.log.warning("MA_PAPPERS_API_KEY is not set: answers come from the sandbox")

@@ -25,7 +25,7 @@ from ma_pipeline.lib.drift import drift_outcome
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.warehouse import WAREHOUSE_POOL, Warehouse, WarehouseResource
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 DRIFT_FEATURES = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
 
@@ -49,6 +49,7 @@ COLUMN_SCHEMA = dg.TableSchema(
     code_version=source_version(sys.modules[__name__], compute),
     ins={
         "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
+        "target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES),
         **{key.path[-1]: dg.AssetIn(key=key) for key in keys.PAPPERS_TABLES},
     },
     partitions_def=daily_partitions,
@@ -60,17 +61,19 @@ COLUMN_SCHEMA = dg.TableSchema(
 def company_features(
     context: dg.AssetExecutionContext,
     raw_companies: pl.DataFrame,
+    target_companies: pl.DataFrame,
     pappers_companies: pl.DataFrame,
     pappers_finances: pl.DataFrame,
     pappers_dirigeants: pl.DataFrame,
     pappers_procedures: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
-    """One row per active company (etat A) of the day, with features computed as of that day
-    (``compute.compute_features``: only accounts, dirigeants and procedures known by then).
-    Ceased companies are not scored; companies Pappers did not answer for keep their SIRENE
-    features and nulls elsewhere."""
+    """One row per target company of the day (``target_companies``), with features computed
+    as of that day (``compute.compute_features``: only accounts, dirigeants and procedures known
+    by then). Companies Pappers did not answer for keep their SIRENE features and nulls
+    elsewhere."""
     days = list(context.partition_keys)
-    companies = by_partition(raw_companies.filter(pl.col("etat_administratif") == "A"), days)
+    targets = raw_companies.join(target_companies, on=[PARTITION_COLUMN, "siren"], how="semi")
+    companies = by_partition(targets, days)
     pappers = [
         by_partition(frame, days)
         for frame in (pappers_companies, pappers_finances, pappers_dirigeants, pappers_procedures)
@@ -148,10 +151,9 @@ def _references(
         dg.AssetCheckSpec(
             "no_silent_drops",
             asset=keys.COMPANY_FEATURES,
-            additional_deps=[keys.RAW_COMPANIES],
+            additional_deps=[keys.TARGET_COMPANIES],
             partitions_def=daily_partitions,
-            description="Feature rows are the active companies of the day's raw_companies,"
-            " with the difference (ceased, created later) counted. ERROR.",
+            description="Feature rows are exactly the day's target companies. ERROR.",
         ),
         dg.AssetCheckSpec(
             "drift",
@@ -165,7 +167,7 @@ def _references(
     ],
     ins={
         "company_features": dg.AssetIn(key=keys.COMPANY_FEATURES),
-        "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
+        "target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES),
     },
     pool=WAREHOUSE_POOL,
 )
@@ -174,19 +176,17 @@ def company_features_coverage_and_drift(
     config: DriftConfig,
     warehouse: WarehouseResource,
     company_features: pl.DataFrame,
-    raw_companies: pl.DataFrame,
+    target_companies: pl.DataFrame,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     days = list(context.partition_keys)
     features = by_partition(company_features, days)
-    companies = by_partition(raw_companies, days)
+    targets = by_partition(target_companies, days)
     references = _references(warehouse.backend(), features, days)
     outcomes: dict[str, dict[str, Outcome]] = {}
     for key in days:
         reference, label = references[key]
         outcomes[key] = {
-            "no_silent_drops": coverage_outcome(
-                features[key], companies[key], date.fromisoformat(key)
-            ),
+            "no_silent_drops": coverage_outcome(features[key], targets[key]),
             "drift": drift_outcome(
                 reference,
                 features[key],

@@ -9,7 +9,6 @@ data engineer can re-run a partition's checks without recomputing it.
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import dagster as dg
@@ -124,35 +123,24 @@ def null_rate_outcome(frame: pl.DataFrame, ceilings: Mapping[str, float]) -> Out
     return Outcome(True, WARN, f"{len(ceilings)} columns under their null-rate ceiling", metadata)
 
 
-def coverage_outcome(features: pl.DataFrame, companies: pl.DataFrame, day: date) -> Outcome:
-    """No silent drops (ERROR): the feature rows of ``day`` are exactly the active companies of
-    its raw_companies partition created by then; the counts explain the difference."""
-    active = pl.col("etat_administratif") == "A"
-    created_later = (pl.col("date_creation") > day).fill_null(False)
-    expected = companies.filter(active & ~created_later).select("siren")
-    coverage = Coverage.of(features, expected)
+def coverage_outcome(features: pl.DataFrame, targets: pl.DataFrame) -> Outcome:
+    """No silent drops (ERROR): the feature rows of a day are exactly its target companies
+    (``target_companies``, whose metadata says which rule dropped the others)."""
+    coverage = Coverage.of(features, targets.select("siren"))
     metadata: dict[str, Any] = {
-        "raw_companies": companies.height,
-        "ceased_not_scored": companies.filter(~active).height,
-        "created_after_the_day": companies.filter(active & created_later).height,
-        "expected_rows": expected.height,
+        "target_companies": targets.height,
         "feature_rows": features.height,
         **coverage.counts(),
     }
     if coverage.exact:
         return Outcome(
-            True,
-            ERROR,
-            f"{features.height} feature rows = {companies.height} companies"
-            f" - {metadata['ceased_not_scored']} ceased"
-            f" - {metadata['created_after_the_day']} created after {day}",
-            metadata,
+            True, ERROR, f"{features.height} feature rows = the target companies", metadata
         )
     return Outcome(
         False,
         ERROR,
-        f"{coverage.missing.len()} active companies have no features,"
-        f" {coverage.unexpected.len()} feature rows are not active companies of the day,"
+        f"{coverage.missing.len()} target companies have no features,"
+        f" {coverage.unexpected.len()} feature rows are not target companies of the day,"
         f" {coverage.duplicated} are duplicates",
         metadata | coverage.samples(),
     )

@@ -1,4 +1,5 @@
-"""raw_companies: the company universe of each day, and the rows that could not be used."""
+"""raw_companies: the company universe of each day, and the rows that could not be used; and
+target_companies: who of them is enriched, featured and scored."""
 
 import sys
 from collections import Counter
@@ -7,10 +8,12 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from ma_pipeline.contracts import keys
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
-from ma_pipeline.ingestion import sirene, source
+from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
@@ -95,4 +98,49 @@ def raw_companies(context: dg.AssetExecutionContext, sirene: SireneSource):
         rejects,
         output_name="raw_companies_rejected",
         metadata={"rejected_by_reason": dict(sorted(reasons.items())), "preview": preview(rejects)},
+    )
+
+
+@dg.asset(
+    key=keys.TARGET_COMPANIES,
+    group_name="ingestion",
+    ins={"raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES)},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    kinds={"polars"},
+    owners=owners.DATA,
+    code_version=source_version(sys.modules[__name__], targets),
+)
+def target_companies(
+    context: dg.AssetExecutionContext, config: TargetRules, raw_companies: pl.DataFrame
+) -> dg.Output[pl.DataFrame]:
+    """The SIRENs of each day's raw_companies that pass every target rule
+    (``ingestion.targets``): only they are enriched, featured and scored. The metadata shows
+    how many units each rule kept and dropped."""
+    days = [date.fromisoformat(k) for k in context.partition_keys]
+    by_day = {day: raw_companies.filter(pl.col(PARTITION_COLUMN) == day) for day in days}
+    selections = {day: select_targets(rows, day, config) for day, rows in by_day.items()}
+    funnel = pl.concat(
+        s.funnel.select(pl.lit(str(day)).alias("partition"), pl.all())
+        for day, s in selections.items()
+    )
+    chosen = pl.concat(s.targets for s in selections.values())
+    if chosen.is_empty() and raw_companies.height:
+        context.log.warning(f"no target company over {len(days)} day(s): check the rules")
+    context.log.info(
+        f"{chosen.height} target companies of {raw_companies.height} units over {len(days)} day(s)"
+    )
+    totals = funnel.group_by("rule", maintain_order=True).agg(pl.col("kept", "dropped").sum())
+    return dg.Output(
+        chosen,
+        metadata={
+            "units": raw_companies.height,
+            "targets": chosen.height,
+            "kept_and_dropped_by_rule": {
+                rule: {"kept": kept, "dropped": dropped} for rule, kept, dropped in totals.rows()
+            },
+            "funnel_by_partition": preview(funnel, funnel.height),
+            "rules": config.model_dump(),
+        },
     )

@@ -67,6 +67,7 @@ TRANCHES = {
     "52": 0.05,
     "53": 0.03,
 }
+OPTED_OUT_PERSONS, OPTED_OUT_OTHERS = 20, 1  # % of units not diffusible (statutDiffusion P)
 _ETI_TRANCHES, _GE_TRANCHES = {"32", "41", "42", "51"}, {"52", "53"}
 _WORDS_A = (
     "ATELIERS",
@@ -188,6 +189,11 @@ def stock(day: date, n_companies: int, seed: int) -> pl.DataFrame:
     ceased = pl.col("cessation").is_not_null() & (pl.col("cessation") <= day)
     person = pl.col("categorie_juridique") == "1000"
     employer = ~pl.col("tranche_effectifs").is_in(["NN", "00"])
+    # Units whose owners opted out of publication: mostly individuals, as in the real stock.
+    centile = pl.col("siren").str.slice(2, 2).cast(pl.Int32)
+    opted_out = centile < pl.when(person).then(pl.lit(OPTED_OUT_PERSONS)).otherwise(
+        OPTED_OUT_OTHERS
+    )
     processed = pl.max_horizontal(
         pl.when(ceased).then("cessation").otherwise("creation"),
         pl.lit(day) - pl.duration(days=pl.col("jitter")),
@@ -202,7 +208,7 @@ def stock(day: date, n_companies: int, seed: int) -> pl.DataFrame:
     year_before_last = pl.lit(str(day.year - 2))
     frame = companies.select(
         siren="siren",
-        statutDiffusionUniteLegale=pl.lit("O"),
+        statutDiffusionUniteLegale=pl.when(opted_out).then(pl.lit("P")).otherwise(pl.lit("O")),
         dateCreationUniteLegale=pl.col("creation").dt.to_string("%Y-%m-%d"),
         sexeUniteLegale=pl.when(person).then("sexe"),
         prenom1UniteLegale=pl.when(person).then("prenom"),
