@@ -13,7 +13,7 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.scoring.on_demand import ApiStoreResource
 from ma_pipeline.settings import LaunchSettings
-from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource
+from ma_pipeline.warehouse import WarehouseIOManager, WarehouseResource, WarehouseViewIOManager
 
 
 def build_resources(
@@ -34,6 +34,7 @@ def build_resources(
     return {
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
+        "view_io_manager": WarehouseViewIOManager(warehouse=warehouse),
         # The marts' target and connection come from `warehouse` (analytics/profile.py).
         "dbt": DbtCliResource(project_dir=dbt_project),
         "sirene": configured("sirene", SireneSource),

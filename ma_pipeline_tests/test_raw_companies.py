@@ -349,3 +349,75 @@ def test_a_single_run_backfill_writes_each_day(data_dir: Path) -> None:
 
 def test_with_check_digit_makes_valid_sirens() -> None:
     assert with_check_digit("44306184") == "443061841"
+
+
+STOCKS = TableRef("ingestion", "sirene_stocks")
+
+
+def backfill(data_dir: Path, first: str, last: str, warehouse_url: str = "") -> None:
+    job = dg.Definitions(
+        assets=[raw_companies], resources=make_resources(data_dir, warehouse_url)
+    ).resolve_implicit_global_asset_job_def()
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    assert job.execute_in_process(tags=tags).success
+
+
+def universe_on(data_dir: Path, day: str, warehouse_url: str = "") -> list[str]:
+    on = date.fromisoformat(day)
+    rows = connect_warehouse(warehouse_url, data_dir).read(COMPANIES, start=on, end=on)
+    return sorted(rows["siren"])
+
+
+def test_each_day_is_the_newest_file_on_or_before_it_even_a_late_one(
+    data_dir: Path, warehouse_url: str
+) -> None:
+    rows = sample_rows()
+    landing = data_dir / "landing"
+    first, second, late = rows[:4], rows[2:7], rows[5:]  # overlapping, with known differences
+    write_csv(landing / "StockUniteLegale_2026-03-01.csv", first)
+    write_csv(landing / "StockUniteLegale_2026-03-10.csv", second)
+    backfill(data_dir, "2026-03-02", "2026-03-12", warehouse_url)
+
+    sirens = {name: sorted(r["siren"] for r in part) for name, part in [
+        ("first", first), ("second", second), ("late", late)]}  # fmt: skip
+    assert universe_on(data_dir, "2026-03-05", warehouse_url) == sirens["first"]
+    assert universe_on(data_dir, "2026-03-11", warehouse_url) == sirens["second"]
+
+    # A file dated 2026-03-07 lands afterwards: re-running those days places it at its date.
+    write_csv(landing / "StockUniteLegale_2026-03-07.csv", late)
+    backfill(data_dir, "2026-03-02", "2026-03-12", warehouse_url)
+
+    assert universe_on(data_dir, "2026-03-06", warehouse_url) == sirens["first"]
+    assert universe_on(data_dir, "2026-03-07", warehouse_url) == sirens["late"]
+    assert universe_on(data_dir, "2026-03-09", warehouse_url) == sirens["late"]
+    assert universe_on(data_dir, "2026-03-10", warehouse_url) == sirens["second"]
+    warehouse = connect_warehouse(warehouse_url, data_dir)
+    stored = warehouse.read(STOCKS).group_by("partition_date").len().sort("partition_date")
+    assert stored.rows() == [(date(2026, 3, 1), 4), (date(2026, 3, 7), 4), (date(2026, 3, 10), 5)]
+
+
+def test_a_file_is_stored_once_however_many_days_it_serves(data_dir: Path) -> None:
+    write_csv(data_dir / "landing" / "StockUniteLegale_2026-03-01.csv", sample_rows())
+    warehouse = connect_warehouse("", data_dir)
+
+    backfill(data_dir, "2026-03-02", "2026-03-02")
+    stock = warehouse.read(STOCKS)
+    backfill(data_dir, "2026-03-03", "2026-03-31")  # 29 more days from the same file
+    again = materialize(data_dir, partition="2026-03-02")  # and a re-run of the first
+
+    assert again.success and metadata(again)["stocks_reused"] == 1
+    assert warehouse.read(STOCKS).equals(stock)  # re-ingesting the file changed nothing
+    assert warehouse.read(COMPANIES).height == 30 * stock.height  # every day reads it
+    assert warehouse.read(TableRef("ingestion", "raw_companies_days")).height == 30
+
+
+def test_a_file_replaced_in_place_is_read_again(data_dir: Path) -> None:
+    path = data_dir / "landing" / "StockUniteLegale_2026-03-01.csv"
+    write_csv(path, sample_rows()[:3])
+    assert materialize(data_dir).success
+    write_csv(path, sample_rows())  # same name, new content
+
+    result = materialize(data_dir)
+
+    assert metadata(result)["stocks_ingested"] == 1
+    assert stored(data_dir).height == len(sample_rows())

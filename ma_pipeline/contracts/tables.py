@@ -33,7 +33,9 @@ class TableRef:
 
 
 # ingestion
-RAW_COMPANIES = TableRef("ingestion", "raw_companies")
+RAW_COMPANIES = TableRef("ingestion", "raw_companies")  # a view: days joined to their stock
+SIRENE_STOCKS = TableRef("ingestion", "sirene_stocks", lookup=("siren",))  # once per stock
+RAW_COMPANIES_DAYS = TableRef("ingestion", "raw_companies_days")  # day -> its stock
 RAW_COMPANIES_REJECTED = TableRef("ingestion", "raw_companies_rejected")
 TARGET_COMPANIES = TableRef("ingestion", "target_companies")
 # enrichment

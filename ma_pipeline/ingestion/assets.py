@@ -3,12 +3,14 @@ target_companies: who of them is enriched, featured and scored."""
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from ma_pipeline.contracts import keys
+from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError
@@ -18,28 +20,72 @@ from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 VERSION = source_version(sys.modules[__name__], sirene, source)
 
 
+STOCK_DAYS_SCHEMA = {
+    PARTITION_COLUMN: pl.Date(),
+    "stock_date": pl.Date(),
+    "source": pl.String(),
+    "fingerprint": pl.String(),
+}
+
+
+def _out(key: dg.AssetKey, description: str, **kwargs: object) -> dg.AssetOut:
+    return dg.AssetOut(
+        key=key,
+        kinds={"polars"},
+        owners=owners.DATA,
+        code_version=VERSION,
+        description=description,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def raw_companies_view() -> str:
+    """The SELECT of ``ingestion.raw_companies``: each day's rows are its stock's."""
+    columns = ", ".join(f's."{c}"' for c in OUTPUT_COLUMNS)
+    return (
+        f'SELECT d."{PARTITION_COLUMN}", {columns}'
+        f" FROM {tables.RAW_COMPANIES_DAYS.sql} AS d"
+        f' JOIN {tables.SIRENE_STOCKS.sql} AS s ON s."{PARTITION_COLUMN}" = d."stock_date"'
+    )
+
+
+def stored_stocks(backend: Warehouse) -> dict[date, str]:
+    """Stock date -> fingerprint of the stocks already stored."""
+    if not backend.columns(tables.RAW_COMPANIES_DAYS) or not backend.columns(tables.SIRENE_STOCKS):
+        return {}
+    stored = set(backend.partitions(tables.SIRENE_STOCKS))
+    days = backend.read(tables.RAW_COMPANIES_DAYS, columns=["stock_date", "fingerprint"]).unique()
+    return {d: f for d, f in days.iter_rows() if d in stored}
+
+
 @dg.multi_asset(
     outs={
-        "raw_companies": dg.AssetOut(
-            key_prefix="ingestion",
-            kinds={"polars"},
-            owners=owners.DATA,
-            code_version=VERSION,
-            description="The INSEE StockUniteLegale of the day (landing file or sandbox), one row"
-            " per valid SIREN, columns in snake_case; ceased units are kept with etat C.",
+        "sirene_stocks": _out(
+            keys.SIRENE_STOCKS,
+            "Each SIRENE stock once, under its date (a landing file's date; the sandbox: its"
+            " day): one row per valid SIREN, columns in snake_case; ceased units kept with etat C.",
+            dagster_type=dg.Nothing,
         ),
-        "raw_companies_rejected": dg.AssetOut(
-            key_prefix="ingestion",
-            kinds={"polars"},
-            owners=owners.DATA,
-            code_version=VERSION,
-            description="Rows of the day's stock that were not kept: the value as given (JSON),"
-            " its row number and the reason.",
+        "raw_companies_rejected": _out(
+            keys.RAW_COMPANIES_REJECTED,
+            "Rows of each stock that were not kept, under the stock's date: the value as given"
+            " (JSON), its row number and the reason.",
+            dagster_type=dg.Nothing,
+        ),
+        "raw_companies_days": _out(
+            keys.RAW_COMPANIES_DAYS,
+            "Which stock serves each day: the newest landing file dated on or before it.",
+        ),
+        "raw_companies": _out(
+            keys.RAW_COMPANIES,
+            "The company universe of each day (a view: the rows of the stock serving the day),"
+            " one row per valid SIREN; ceased units kept with etat C.",
+            io_manager_key="view_io_manager",
         ),
     },
     partitions_def=daily_partitions,
@@ -47,57 +93,100 @@ VERSION = source_version(sys.modules[__name__], sirene, source)
     group_name="ingestion",
     pool=WAREHOUSE_POOL,
 )
-def raw_companies(context: dg.AssetExecutionContext, sirene: SireneSource):
+def raw_companies(
+    context: dg.AssetExecutionContext, sirene: SireneSource, warehouse: WarehouseResource
+) -> Iterator[dg.Output[Any]]:
+    """Each day is served by a stock, stored once under its own date: a day served by a stock
+    already stored (same file, unchanged) writes one row, not a copy of the universe, and a
+    file that lands late is stored at its date. A replaced file (new size or modification
+    time) is read again."""
     days = [date.fromisoformat(k) for k in context.partition_keys]
-    kept, rejected, sources, per_day = [], [], {}, []
-    reasons: Counter[str] = Counter()
+    backend = warehouse.backend()
+    stored = stored_stocks(backend)
     try:
-        for daily in sirene.daily_stocks(days):
-            stamp = pl.lit(daily.day).alias(PARTITION_COLUMN)
-            kept.append(daily.stock.kept.select(stamp, *OUTPUT_COLUMNS))
-            rejected.append(daily.stock.rejected.select(stamp, *REJECTED_SCHEMA))
-            reasons.update(daily.stock.rejected_by_reason())
-            sources[str(daily.day)] = daily.origin
-            per_day.append(
+        serving = {day: sirene.stock_for(day) for day in days}
+        per_stock, reasons = [], Counter[str]()
+        for stock in {s.dated: s for s in serving.values()}.values():
+            if stored.get(stock.dated) == stock.fingerprint:
+                per_stock.append(
+                    {"stock_date": str(stock.dated), "source": stock.origin, "ingested": False}
+                )
+                continue
+            validated = sirene.validated(stock)
+            stamp = pl.lit(stock.dated).alias(PARTITION_COLUMN)
+            kept = validated.kept.select(stamp, *OUTPUT_COLUMNS)
+            rejected = validated.rejected.select(stamp, *REJECTED_SCHEMA)
+            backend.replace_partitions(tables.SIRENE_STOCKS, kept, [stock.dated])
+            backend.replace_partitions(tables.RAW_COMPANIES_REJECTED, rejected, [stock.dated])
+            reasons.update(validated.rejected_by_reason())
+            per_stock.append(
                 {
-                    "partition": str(daily.day),
-                    "source": daily.origin,
-                    "rows_read": daily.stock.rows_read,
-                    "blank_lines": daily.stock.blank_lines,
-                    "kept": daily.stock.kept.height,
-                    "rejected": daily.stock.rejected.height,
-                    "encoding": daily.stock.encoding,
+                    "stock_date": str(stock.dated),
+                    "source": stock.origin,
+                    "ingested": True,
+                    "rows_read": validated.rows_read,
+                    "blank_lines": validated.blank_lines,
+                    "kept": kept.height,
+                    "rejected": rejected.height,
+                    "encoding": validated.encoding,
                 }
             )
     except (SireneFileError, FileNotFoundError) as exc:
         raise dg.Failure(description=str(exc)) from exc
 
-    companies, rejects = pl.concat(kept), pl.concat(rejected)
+    ingested = [s for s in per_stock if s["ingested"]]
     decoded = {
-        d["source"]: d["encoding"] for d in per_day if d["encoding"] not in ("utf-8", "parquet")
+        s["source"]: s["encoding"] for s in ingested if s["encoding"] not in ("utf-8", "parquet")
     }
     if decoded:
         context.log.warning(f"not UTF-8, decoded as a legacy encoding: {decoded}")
+    stocks = pl.DataFrame(per_stock)
     summary = {
-        "source": sources[str(days[-1])] if len(days) == 1 else sources,
-        "rows_read": sum(d["rows_read"] for d in per_day),
-        "blank_lines": sum(d["blank_lines"] for d in per_day),
+        "stocks_ingested": len(ingested),
+        "stocks_reused": len(per_stock) - len(ingested),
+        "rows_read": sum(s["rows_read"] for s in ingested),
+        "blank_lines": sum(s["blank_lines"] for s in ingested),
         "decoded_as": decoded,
-        "kept": companies.height,
-        "rejected": rejects.height,
+        "kept": sum(s["kept"] for s in ingested),
+        "rejected": sum(s["rejected"] for s in ingested),
         "rejected_by_reason": dict(sorted(reasons.items())),
-        "per_partition": preview(pl.DataFrame(per_day), rows=len(per_day)),
+        "stocks": preview(stocks, stocks.height),
     }
     context.log.info(
-        f"{summary['kept']} companies kept, {summary['rejected']} rejected over {len(days)} day(s)"
+        f"{len(days)} day(s) served by {len(per_stock)} stock(s):"
+        f" {summary['stocks_ingested']} ingested ({summary['kept']} companies kept,"
+        f" {summary['rejected']} rejected), {summary['stocks_reused']} already stored"
     )
     yield dg.Output(
-        companies, output_name="raw_companies", metadata={**summary, "preview": preview(companies)}
+        None,
+        output_name="sirene_stocks",
+        metadata={k: summary[k] for k in ("stocks_ingested", "stocks_reused", "kept", "stocks")},
     )
     yield dg.Output(
-        rejects,
+        None,
         output_name="raw_companies_rejected",
-        metadata={"rejected_by_reason": dict(sorted(reasons.items())), "preview": preview(rejects)},
+        metadata={"rejected_by_reason": summary["rejected_by_reason"]},
+    )
+    served = pl.DataFrame(
+        [(day, s.dated, s.origin, s.fingerprint) for day, s in serving.items()],
+        schema=STOCK_DAYS_SCHEMA,
+        orient="row",
+    )
+    yield dg.Output(served, output_name="raw_companies_days")
+    backend.replace_view(tables.RAW_COMPANIES, raw_companies_view())
+    sources = {str(day): s.origin for day, s in serving.items()}
+    yield dg.Output(
+        None,
+        output_name="raw_companies",
+        metadata={
+            **summary,
+            "source": sources[str(days[-1])] if len(days) == 1 else sources,
+            "companies": backend.query(
+                f"SELECT count(*) AS n FROM {tables.RAW_COMPANIES.sql}"
+                f' WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
+                (days[0], days[-1]),
+            )["n"][0],
+        },
     )
 
 

@@ -1,6 +1,5 @@
 """Where the company universe comes from: SIRENE files in the landing folder, or the sandbox."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,11 +13,19 @@ from ma_pipeline.sandbox import universe
 from ma_pipeline.settings import LaunchSettings
 
 
-@dataclass
-class DailyStock:
-    day: date
+@dataclass(frozen=True)
+class Stock:
+    """One source of the universe: a landing file, or one day of the sandbox."""
+
+    dated: date  # the file's date (the sandbox: its day): the date it is stored under
     origin: str  # the file's name, or "sandbox"
-    stock: ValidatedStock
+    fingerprint: str  # changes when the file is replaced: name, size and modification time
+    path: Path | None = None  # None: the sandbox
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 class SireneSource(LaunchSettings):
@@ -46,21 +53,24 @@ class SireneSource(LaunchSettings):
     def stock_files(self) -> list[LandingFile]:
         return stock_files(self.landing_dir)
 
-    def daily_stocks(self, days: list[date]) -> Iterator[DailyStock]:
-        """The validated stock of each day; a file used by several days is read once."""
+    def stock_for(self, day: date) -> Stock:
+        """The stock that serves ``day``: the newest landing file dated on or before it, or the
+        sandbox's stock of that day when the landing folder holds no SIRENE file."""
         files = self.stock_files()
-        validated: dict[Path, ValidatedStock] = {}
-        for day in days:
-            if not files:
-                rows = universe.stock(day, self.sandbox_companies, self.sandbox_seed)
-                yield DailyStock(day, "sandbox", validate(StockFile("sandbox", rows, "utf-8")))
-                continue
-            chosen = stock_file_for(files, day)
-            if chosen is None:
-                raise FileNotFoundError(
-                    f"no SIRENE file in {self.landing_dir} is dated on or before {day}; the oldest"
-                    f" is {files[0].path.name} ({files[0].dated})"
-                )
-            if chosen.path not in validated:
-                validated[chosen.path] = validate(read_stock_file(chosen.path))
-            yield DailyStock(day, chosen.path.name, validated[chosen.path])
+        if not files:
+            seed = f"sandbox:{self.sandbox_companies}:{self.sandbox_seed}"
+            return Stock(day, "sandbox", seed)
+        chosen = stock_file_for(files, day)
+        if chosen is None:
+            raise FileNotFoundError(
+                f"no SIRENE file in {self.landing_dir} is dated on or before {day}; the oldest"
+                f" is {files[0].path.name} ({files[0].dated})"
+            )
+        return Stock(chosen.dated, chosen.path.name, _fingerprint(chosen.path), chosen.path)
+
+    def validated(self, stock: Stock) -> ValidatedStock:
+        """Read and validate ``stock``."""
+        if stock.path is None:
+            rows = universe.stock(stock.dated, self.sandbox_companies, self.sandbox_seed)
+            return validate(StockFile("sandbox", rows, "utf-8"))
+        return validate(read_stock_file(stock.path))

@@ -3,7 +3,7 @@
 from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef
 from ma_pipeline.warehouse.base import Warehouse, WriteReport
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError, WarehouseError
-from ma_pipeline.warehouse.io_manager import WarehouseIOManager, table_for
+from ma_pipeline.warehouse.io_manager import WarehouseIOManager, WarehouseViewIOManager, table_for
 from ma_pipeline.warehouse.resource import WarehouseResource, connect_warehouse
 
 # Dagster pool shared by every step that opens the warehouse: DuckDB allows one writing process,
@@ -20,6 +20,7 @@ __all__ = [
     "WarehouseError",
     "WarehouseIOManager",
     "WarehouseResource",
+    "WarehouseViewIOManager",
     "WriteReport",
     "connect_warehouse",
     "table_for",

@@ -143,6 +143,22 @@ class Warehouse(abc.ABC):
             self._insert(conn, table, frame)
         return report
 
+    def replace_view(self, view: TableRef, select: str) -> None:
+        """Create or replace ``view`` as ``select``. A table of that name, written before the
+        view replaced it, is renamed ``<name>_before_view`` first: nothing stored is lost."""
+        with self.transaction() as conn:
+            self._lock_ddl(conn)
+            kind = self._fetch(
+                conn,
+                "SELECT table_type FROM information_schema.tables"
+                " WHERE table_schema = $1 AND table_name = $2",
+                (view.schema, view.name),
+            )
+            if kind.height and kind.item() == "BASE TABLE":
+                self._execute(conn, f'ALTER TABLE {view.sql} RENAME TO "{view.name}_before_view"')
+            self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{view.schema}"')
+            self._execute(conn, f"CREATE OR REPLACE VIEW {view.sql} AS {select}")
+
     def upsert(self, table: TableRef, frame: pl.DataFrame, keys: Sequence[str]) -> WriteReport:
         """Insert ``frame``, replacing the rows of ``table`` that share its ``keys``, atomically."""
         with self.transaction() as conn:

@@ -86,3 +86,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 return pl.DataFrame()
             return backend.read(table, start=min(days), end=max(days))
         return backend.read(table)
+
+
+class WarehouseViewIOManager(WarehouseIOManager):
+    """For assets stored as a view the asset itself creates: nothing to write, read like any
+    table (partitions by their ``partition_date``)."""
+
+    def handle_output(self, context: dg.OutputContext, obj: None) -> None:
+        context.add_output_metadata({"dagster/table_name": str(table_for(context.asset_key))})
