@@ -181,7 +181,7 @@ def raw_companies(
         metadata={
             **summary,
             "source": sources[str(days[-1])] if len(days) == 1 else sources,
-            "companies": backend.query(
+            "dagster/row_count": backend.query(
                 f"SELECT count(*) AS n FROM {tables.RAW_COMPANIES.sql}"
                 f' WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
                 (days[0], days[-1]),
