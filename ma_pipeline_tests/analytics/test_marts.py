@@ -20,7 +20,7 @@ from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.features.assets import company_features
-from ma_pipeline.ingestion.assets import raw_companies
+from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.reference import naf_hierarchy, regions
 from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import TableRef, Warehouse, connect_warehouse
@@ -142,7 +142,8 @@ def counts(warehouse: Warehouse) -> dict[str, dict[date, int]]:
 def build_inputs(resources: dict[str, Any], warehouse: Warehouse) -> dict[date, pl.DataFrame]:
     """The pipeline's tables for D1-D4 (one run), ml_scores for each day; D1, D2, D4 published."""
     upstream = dg.Definitions(
-        assets=[raw_companies, pappers_enrichment, company_features], resources=resources
+        assets=[raw_companies, target_companies, pappers_enrichment, company_features],
+        resources=resources,
     )
     assert run(upstream, D1, D4).success
     features = warehouse.read(FEATURES)
