@@ -139,8 +139,10 @@ def test_checks_fail_on_a_corrupted_partition_and_name_the_rows(
     too_old = corrupt(warehouse, FEATURES, "age_dirigeant_max", pl.lit(180))
     corrupt(warehouse, FEATURES, "log_ca", pl.col("log_ca") + 3, every_row=True)
     day = date.fromisoformat(DAY_2)
-    raw = warehouse.read(RAW, start=day, end=day)
-    warehouse.replace_partitions(RAW, pl.concat([raw, raw.head(1)]), [day])
+    # raw_companies is a view of the day's stock (the sandbox's is stored under the day itself).
+    stocks = TableRef("ingestion", "sirene_stocks")
+    raw = warehouse.read(stocks, start=day, end=day)
+    warehouse.replace_partitions(stocks, pl.concat([raw, raw.head(1)]), [day])
     checks = defs.resolve_job_def("checks_only")
 
     result = checks.execute_in_process(instance=instance, tags={"dagster/partition": DAY_2})

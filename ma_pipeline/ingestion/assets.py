@@ -13,7 +13,7 @@ import polars as pl
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import sirene, source, targets
-from ma_pipeline.ingestion.sirene import SireneFileError
+from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline.lib import owners
@@ -112,25 +112,28 @@ def raw_companies(
                     {"stock_date": str(stock.dated), "source": stock.origin, "ingested": False}
                 )
                 continue
-            validated = sirene.validated(stock)
             stamp = pl.lit(stock.dated).alias(PARTITION_COLUMN)
-            kept = validated.kept.select(stamp, *OUTPUT_COLUMNS)
-            rejected = validated.rejected.select(stamp, *REJECTED_SCHEMA)
-            backend.replace_partitions(tables.SIRENE_STOCKS, kept, [stock.dated])
-            backend.replace_partitions(tables.RAW_COMPANIES_REJECTED, rejected, [stock.dated])
-            reasons.update(validated.rejected_by_reason())
-            per_stock.append(
-                {
-                    "stock_date": str(stock.dated),
-                    "source": stock.origin,
-                    "ingested": True,
-                    "rows_read": validated.rows_read,
-                    "blank_lines": validated.blank_lines,
-                    "kept": kept.height,
-                    "rejected": rejected.height,
-                    "encoding": validated.encoding,
-                }
-            )
+            with sirene.load(stock) as load:
+                report = backend.replace_partitions(
+                    tables.SIRENE_STOCKS,
+                    (batch.select(stamp, *OUTPUT_COLUMNS) for batch in load.kept()),
+                    [stock.dated],
+                )
+                rejected = load.rejected.select(stamp, *REJECTED_SCHEMA)
+                backend.replace_partitions(tables.RAW_COMPANIES_REJECTED, rejected, [stock.dated])
+                reasons.update(rejected_by_reason(rejected))
+                per_stock.append(
+                    {
+                        "stock_date": str(stock.dated),
+                        "source": stock.origin,
+                        "ingested": True,
+                        "rows_read": load.rows_read,
+                        "blank_lines": load.blank_lines,
+                        "kept": report.rows,
+                        "rejected": rejected.height,
+                        "encoding": load.encoding,
+                    }
+                )
     except (SireneFileError, FileNotFoundError) as exc:
         raise dg.Failure(description=str(exc)) from exc
 

@@ -1,4 +1,8 @@
-"""INSEE StockUniteLegale: read a file by header name, validate rows, normalise columns.
+"""INSEE StockUniteLegale: read a file by header name in batches, validate rows, normalise columns.
+
+Memory stays bounded whatever the file's size: the file is read in batches of rows, each batch is
+checked with column expressions, and the rows kept wait in a local DuckDB database that spills to
+disk, where duplicates are resolved before they are read back, in batches, for the warehouse.
 
 Outcomes, by input:
 - a required column missing, an empty file, a file without data rows, or a row with more fields
@@ -12,10 +16,17 @@ Outcomes, by input:
   (``dateDernierTraitementUniteLegale``) is kept, the others are rejected as duplicates.
 """
 
+import codecs
 import gzip
-from dataclasses import dataclass
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 
+import duckdb
 import polars as pl
 
 from ma_pipeline.contracts.siren import siren_problem_expr
@@ -31,6 +42,9 @@ from ma_pipeline.contracts.sirene import (
 )
 
 _DATE_FORMATS: dict[Kind, str] = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S%.f"}
+BATCH_ROWS = 250_000
+_BLOCK = 16 * 1024 * 1024  # bytes read at a time to check or re-encode a file
+_PROCESSED = "date_dernier_traitement"
 
 
 class SireneFileError(ValueError):
@@ -39,7 +53,7 @@ class SireneFileError(ValueError):
 
 @dataclass
 class StockFile:
-    """The rows of a file as given (all text, INSEE headers), and how it was decoded."""
+    """The rows of a stock as given (all text, INSEE headers), and how it was decoded."""
 
     name: str
     rows: pl.DataFrame
@@ -57,98 +71,266 @@ class ValidatedStock:
     encoding: str
 
     def rejected_by_reason(self) -> dict[str, int]:
-        counts = self.rejected.group_by("reason").len().sort("reason")
-        return dict(zip(counts["reason"], counts["len"].to_list(), strict=True))
+        return rejected_by_reason(self.rejected)
 
 
-def read_stock_file(path: Path) -> StockFile:
-    """Read a StockUniteLegale CSV, gzipped CSV or Parquet file as text columns."""
+def rejected_by_reason(rejected: pl.DataFrame) -> dict[str, int]:
+    counts = rejected.group_by("reason").len().sort("reason")
+    return dict(zip(counts["reason"], counts["len"].to_list(), strict=True))
+
+
+# ----------------------------------------------------------------------------------- reading
+@dataclass
+class StockBatches:
+    """A stock file as batches of text rows (INSEE headers), and how it was decoded."""
+
+    name: str
+    encoding: str
+    batches: Iterator[pl.DataFrame]
+
+
+@contextmanager
+def stock_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[StockBatches]:
+    """Read a StockUniteLegale CSV, gzipped CSV or Parquet file in batches of text rows. A
+    gzipped or non-UTF-8 file is first written out as UTF-8 to a temporary file, in blocks."""
     name = path.name
     if name.lower().endswith(".parquet"):
-        rows = pl.read_parquet(path)
-        return StockFile(name, rows.select(pl.all().cast(pl.String)), "parquet")
-    data = gzip.decompress(path.read_bytes()) if name.lower().endswith(".gz") else path.read_bytes()
-    if not data.strip():
-        raise SireneFileError(f"{name}: the file is empty")
-    encoding = "utf-8"
-    try:
-        rows = _parse_csv(name, data)
-    except pl.exceptions.ComputeError as exc:
-        if "utf-8" not in str(exc).lower():
-            raise
-        try:
-            text, encoding = data.decode("cp1252"), "cp1252"
-        except UnicodeDecodeError:
-            text, encoding = data.decode("latin-1"), "latin-1"
-        rows = _parse_csv(name, text.encode("utf-8"))
-    return StockFile(name, rows, encoding)
+        scan = pl.scan_parquet(path).select(pl.all().cast(pl.String))
+        yield StockBatches(name, "parquet", _batches(name, scan, batch_rows))
+        return
+    with tempfile.TemporaryDirectory(prefix="sirene-") as scratch:
+        csv = path
+        if name.lower().endswith(".gz"):
+            csv = Path(scratch) / "stock.csv"
+            with gzip.open(path, "rb") as source, csv.open("wb") as target:
+                shutil.copyfileobj(source, target, _BLOCK)
+        if not _has_content(csv):
+            raise SireneFileError(f"{name}: the file is empty")
+        encoding = _encoding(csv)
+        if encoding != "utf-8":
+            utf8 = Path(scratch) / "stock.utf8.csv"
+            _reencode(csv, utf8, encoding)
+            csv = utf8
+        scan = pl.scan_csv(csv, infer_schema=False, empty_string_is_null=False)
+        yield StockBatches(name, encoding, _batches(name, scan, batch_rows))
 
 
-def _parse_csv(name: str, data: bytes) -> pl.DataFrame:
+def _batches(name: str, scan: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
     try:
-        return pl.read_csv(data, infer_schema=False)
+        yield from scan.collect_batches(chunk_size=batch_rows)
     except pl.exceptions.ComputeError as exc:
         if "more fields" in str(exc):
             raise SireneFileError(f"{name}: a row has more fields than the header") from exc
-        raise
+        raise SireneFileError(f"{name}: cannot be read as a CSV file ({exc})") from exc
+
+
+def _has_content(path: Path) -> bool:
+    with path.open("rb") as file:
+        while block := file.read(_BLOCK):
+            if block.strip():
+                return True
+    return False
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as file:
+            while block := file.read(_BLOCK):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _encoding(path: Path) -> str:
+    """UTF-8, else Windows-1252, else Latin-1 (which decodes any byte)."""
+    for encoding in ("utf-8", "cp1252"):
+        if _decodes(path, encoding):
+            return encoding
+    return "latin-1"
+
+
+def _reencode(source: Path, target: Path, encoding: str) -> None:
+    with (
+        source.open("r", encoding=encoding, newline="") as text,
+        target.open("w", encoding="utf-8", newline="") as out,
+    ):
+        shutil.copyfileobj(text, out, _BLOCK)
+
+
+def read_stock_file(path: Path) -> StockFile:
+    """A whole (small) stock file as text rows: for tests and samples."""
+    with stock_batches(path) as stock:
+        return StockFile(stock.name, pl.concat(list(stock.batches)), stock.encoding)
+
+
+# -------------------------------------------------------------------------------- validation
+@dataclass
+class StockLoad:
+    """One stock's validation, batch by batch: rejected rows are kept in memory (few), valid
+    rows wait in a local DuckDB database (bounded memory, spilling to ``scratch``) until
+    ``finish`` resolves the duplicate SIRENs; ``kept`` then reads the companies back in
+    batches."""
+
+    name: str
+    encoding: str
+    scratch: Path
+    rows_read: int = 0
+    blank_lines: int = 0
+    _rejected: list[pl.DataFrame] = field(default_factory=list)
+    _db: duckdb.DuckDBPyConnection | None = None
+    _columns_checked: bool = False
+    _staged: bool = False
+
+    def __enter__(self) -> "StockLoad":
+        self._db = duckdb.connect(str(self.scratch / "stock.duckdb"))
+        self._db.execute("SET memory_limit = '1GB'; SET preserve_insertion_order = false")
+        self._db.execute(f"SET temp_directory = '{self.scratch / 'spill'}'")
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    @property
+    def db(self) -> duckdb.DuckDBPyConnection:
+        if self._db is None:
+            raise RuntimeError("StockLoad is used outside its `with` block")
+        return self._db
+
+    def add(self, batch: pl.DataFrame) -> None:
+        """Check one batch of text rows: reject the bad ones, stage the valid ones."""
+        raw = batch.rename({c: c.strip() for c in batch.columns})
+        if not self._columns_checked:
+            missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+            if missing:
+                raise SireneFileError(
+                    f"{self.name}: missing required column(s): {', '.join(missing)}"
+                )
+            self._columns_checked = True
+        present = [c for c in INSEE_COLUMNS if c in raw.columns]
+        raw = raw.select(
+            *(pl.col(c).str.strip_chars().replace("", None) for c in present),
+            *(pl.lit(None, pl.String).alias(c) for c in INSEE_COLUMNS if c not in raw.columns),
+        ).select(INSEE_COLUMNS)
+        blank = raw.select(pl.all_horizontal(pl.all().is_null())).to_series()
+        offset = self.rows_read - self.blank_lines + 1
+        self.rows_read += blank.len()
+        self.blank_lines += int(blank.sum())
+        raw = raw.filter(~blank).with_row_index("row_number", offset=offset)
+        checked = raw.with_columns(
+            *(_typed(c) for c in COLUMNS if c.kind != "text"),
+            *(pl.col(c.insee).alias(f"_given_{c.name}") for c in COLUMNS if c.kind != "text"),
+            pl.col("etatAdministratifUniteLegale").alias("etat_administratif"),
+            pl.col("categorieJuridiqueUniteLegale").alias("categorie_juridique"),
+            siren_problem_expr("siren").alias("_siren_problem"),
+        ).with_columns(_rejection_reasons())
+        bad = checked.filter(pl.col("reason").is_not_null())
+        if bad.height:
+            self._rejected.append(
+                bad.select(
+                    pl.lit(self.name).alias("source"),
+                    "row_number",
+                    "siren",
+                    "reason",
+                    "detail",
+                    pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw"),
+                )
+            )
+        valid = checked.filter(pl.col("reason").is_null()).select(
+            "row_number", _PROCESSED, *INSEE_COLUMNS
+        )
+        self.db.register("batch", valid.to_arrow())
+        if self._staged:
+            self.db.execute("INSERT INTO staged SELECT * FROM batch")
+        else:
+            self.db.execute("CREATE TABLE staged AS SELECT * FROM batch")
+            self._staged = True
+        self.db.unregister("batch")
+
+    def finish(self) -> None:
+        """Resolve duplicates: per SIREN, the latest processed row is kept (the first in the
+        file on a tie), the others are rejected."""
+        if self.rows_read - self.blank_lines == 0:
+            raise SireneFileError(f"{self.name}: the file has no data rows")
+        self.db.execute(
+            f"""CREATE TABLE ranked AS SELECT *, row_number() OVER (
+                PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
+            ) AS rank FROM staged"""
+        )
+        self.db.execute("DROP TABLE staged")
+        duplicates = self.db.execute("SELECT * FROM ranked WHERE rank > 1 ORDER BY row_number").pl()
+        if duplicates.height:
+            self._rejected.append(
+                duplicates.select(
+                    pl.lit(self.name).alias("source"),
+                    "row_number",
+                    "siren",
+                    pl.lit("duplicate_siren").alias("reason"),
+                    pl.format(
+                        "siren {} appears on several rows; the latest processed is kept", "siren"
+                    ).alias("detail"),
+                    pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw"),
+                )
+            )
+
+    @property
+    def rejected(self) -> pl.DataFrame:
+        if not self._rejected:
+            return pl.DataFrame(schema=REJECTED_SCHEMA)
+        rows = pl.concat(self._rejected).sort("row_number")
+        return rows.select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
+
+    def kept(self, batch_rows: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
+        """The companies kept, in file order, in batches of ``OUTPUT_COLUMNS`` (at least one
+        batch, empty when every row was rejected)."""
+        columns = ", ".join(f'"{c}"' for c in INSEE_COLUMNS)
+        reader = self.db.execute(
+            f"SELECT {columns} FROM ranked WHERE rank = 1 ORDER BY row_number"
+        ).to_arrow_reader(batch_rows)
+        empty = True
+        for batch in reader:
+            empty = False
+            yield self._normalised(pl.DataFrame(pl.from_arrow(batch)))
+        if empty:
+            yield self._normalised(pl.DataFrame(schema=dict.fromkeys(INSEE_COLUMNS, pl.String)))
+
+    def _normalised(self, rows: pl.DataFrame) -> pl.DataFrame:
+        typed = rows.select(*(_typed(c) for c in COLUMNS), pl.lit(self.name).alias("source"))
+        return typed.with_columns(_nom_entreprise()).select(OUTPUT_COLUMNS)
+
+
+@contextmanager
+def stock_load(name: str, encoding: str, batches: Iterable[pl.DataFrame]) -> Iterator[StockLoad]:
+    """Validate ``batches`` (one stock's text rows); the load is readable inside the block."""
+    with (
+        tempfile.TemporaryDirectory(prefix="sirene-load-") as scratch,
+        StockLoad(name, encoding, Path(scratch)) as load,
+    ):
+        for batch in batches:
+            load.add(batch)
+        load.finish()
+        yield load
 
 
 def validate(stock: StockFile) -> ValidatedStock:
-    """Check columns, reject bad rows with their reason, and normalise the kept ones."""
-    raw = stock.rows.rename({c: c.strip() for c in stock.rows.columns})
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    if missing:
-        raise SireneFileError(f"{stock.name}: missing required column(s): {', '.join(missing)}")
-    present = [c for c in INSEE_COLUMNS if c in raw.columns]
-    raw = raw.select(
-        *(pl.col(c).str.strip_chars().replace("", None) for c in present),
-        *(pl.lit(None, pl.String).alias(c) for c in INSEE_COLUMNS if c not in raw.columns),
-    ).select(INSEE_COLUMNS)
-    blank = raw.select(pl.all_horizontal(pl.all().is_null())).to_series()
-    raw = raw.filter(~blank).with_row_index("row_number", offset=1)
-    if raw.is_empty():
-        raise SireneFileError(f"{stock.name}: the file has no data rows")
-
-    typed = raw.select(
-        "row_number",
-        *(_typed(c) for c in COLUMNS),
-        *(pl.col(c.insee).alias(f"_given_{c.name}") for c in COLUMNS if c.kind != "text"),
-    ).with_columns(siren_problem_expr("siren").alias("_siren_problem"))
-    checked = typed.with_columns(_rejection_reasons()).with_columns(
-        pl.lit(stock.name).alias("source")
-    )
-
-    valid = checked.filter(pl.col("reason").is_null())
-    latest_first = valid.sort(
-        ["date_dernier_traitement", "row_number"], descending=[True, False], nulls_last=True
-    )
-    duplicate = latest_first.select(
-        pl.col("siren").is_duplicated() & ~pl.col("siren").is_first_distinct()
-    )
-    duplicates = latest_first.filter(duplicate.to_series()).with_columns(
-        reason=pl.lit("duplicate_siren"),
-        detail=pl.format("siren {} appears on several rows; the latest processed is kept", "siren"),
-    )
-    kept = latest_first.filter(~duplicate.to_series()).sort("row_number")
-    rejected = pl.concat(
-        [checked.filter(pl.col("reason").is_not_null()), duplicates], how="vertical_relaxed"
-    ).sort("row_number")
-    rejected = rejected.join(_as_given(raw, rejected["row_number"]), on="row_number")
-    return ValidatedStock(
-        kept=kept.with_columns(_nom_entreprise()).select(OUTPUT_COLUMNS),
-        rejected=rejected.select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA),  # type: ignore[arg-type]
-        rows_read=int(blank.len()),
-        blank_lines=int(blank.sum()),
-        encoding=stock.encoding,
-    )
-
-
-def _as_given(raw: pl.DataFrame, rows: pl.Series) -> pl.DataFrame:
-    """The values of ``rows`` as given, in JSON (``raw`` of raw_companies_rejected): only for
-    the rejected rows, as a national stock's every row in JSON would double its memory."""
-    return raw.filter(pl.col("row_number").is_in(rows.implode())).select(
-        "row_number", pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw")
-    )
+    """Check columns, reject bad rows with their reason, and normalise the kept ones (a stock
+    held in memory: the sandbox's, or a test's)."""
+    with stock_load(stock.name, stock.encoding, [stock.rows]) as load:
+        return ValidatedStock(
+            kept=pl.concat(load.kept()),
+            rejected=load.rejected,
+            rows_read=load.rows_read,
+            blank_lines=load.blank_lines,
+            encoding=stock.encoding,
+        )
 
 
 def _typed(column: Column) -> pl.Expr:

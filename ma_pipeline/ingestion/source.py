@@ -1,5 +1,7 @@
 """Where the company universe comes from: SIRENE files in the landing folder, or the sandbox."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -8,7 +10,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ma_pipeline.ingestion.landing import LandingFile, stock_file_for, stock_files
-from ma_pipeline.ingestion.sirene import StockFile, ValidatedStock, read_stock_file, validate
+from ma_pipeline.ingestion.sirene import StockLoad, stock_batches, stock_load
 from ma_pipeline.sandbox import universe
 from ma_pipeline.settings import LaunchSettings
 
@@ -68,9 +70,16 @@ class SireneSource(LaunchSettings):
             )
         return Stock(chosen.dated, chosen.path.name, _fingerprint(chosen.path), chosen.path)
 
-    def validated(self, stock: Stock) -> ValidatedStock:
-        """Read and validate ``stock``."""
+    @contextmanager
+    def load(self, stock: Stock) -> Iterator[StockLoad]:
+        """``stock`` read and validated, in bounded memory; readable inside the block."""
         if stock.path is None:
             rows = universe.stock(stock.dated, self.sandbox_companies, self.sandbox_seed)
-            return validate(StockFile("sandbox", rows, "utf-8"))
-        return validate(read_stock_file(stock.path))
+            with stock_load("sandbox", "utf-8", [rows]) as load:
+                yield load
+            return
+        with (
+            stock_batches(stock.path) as read,
+            stock_load(read.name, read.encoding, read.batches) as load,
+        ):
+            yield load

@@ -7,7 +7,7 @@ path; the rules (what may change in a table's schema, which rows a write may tou
 """
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -93,54 +93,38 @@ class Warehouse(abc.ABC):
 
     # ------------------------------------------------------------------------------- contract
     def replace_partitions(
-        self, table: TableRef, frame: pl.DataFrame, partitions: Sequence[date]
+        self,
+        table: TableRef,
+        frame: pl.DataFrame | Iterable[pl.DataFrame],
+        partitions: Sequence[date],
     ) -> WriteReport:
-        """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``.
+        """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``, given whole or
+        as batches (inserted one at a time, in the same transaction: memory stays one batch).
 
         Rows of other partitions are untouched; a partition in ``partitions`` without rows in
-        ``frame`` ends up empty. Raises before changing anything if a row falls outside
-        ``partitions`` or the frame does not fit the table.
+        ``frame`` ends up empty. Raises before changing anything if a row of the first batch
+        falls outside ``partitions`` or the frame does not fit the table, and rolls back if a
+        later batch does.
         """
         if not partitions:
             raise ValueError(f"{table}: no partitions given to replace")
-        self._check_partition_column(table, frame, partitions)
+        batches = iter([frame] if isinstance(frame, pl.DataFrame) else frame)
+        first = next(batches)
+        self._check_partition_column(table, first, partitions)
         with self.transaction() as conn:
-            report = self._prepare_table(conn, table, frame, partitioned=True)
-            for first, last in _runs(partitions):
+            report = self._prepare_table(conn, table, first, partitioned=True)
+            for start, last in _runs(partitions):
                 self._execute(
                     conn,
                     f'DELETE FROM {table.sql} WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
-                    (first, last),
+                    (start, last),
                 )
-            self._insert(conn, table, frame)
+            self._insert(conn, table, first)
+            for batch in batches:
+                self._check_partition_column(table, batch, partitions)
+                self._insert(conn, table, batch)
+                report.rows += batch.height
         report.partitions = sorted(set(partitions))
-        return report
-
-    def replace_table(self, table: TableRef, frame: pl.DataFrame) -> WriteReport:
-        """Replace the whole content of an unpartitioned table, atomically.
-
-        The table is recreated when its columns change; otherwise it is emptied and refilled so
-        that views built on it (dbt staging models) survive.
-        """
-        with self.transaction() as conn:
-            existing = self._columns(conn, table)
-            wanted = {
-                c: sql_family(sql_type(c, frame[c].dtype, self.dialect)) for c in frame.columns
-            }
-            same = list(existing) == list(wanted) and all(
-                sql_family(t) == wanted[c] for c, t in existing.items()
-            )
-            if same:
-                self._execute(conn, f"DELETE FROM {table.sql}")
-                self._ensure_indexes(conn, table, partitioned=False)
-                report = WriteReport(table, frame.height)
-            else:
-                self._lock_ddl(conn)
-                self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
-                self._execute(conn, f"DROP TABLE IF EXISTS {table.sql}")
-                self._create(conn, table, frame, partitioned=False)
-                report = WriteReport(table, frame.height, created=True)
-            self._insert(conn, table, frame)
         return report
 
     def replace_view(self, view: TableRef, select: str) -> None:
