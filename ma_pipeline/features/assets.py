@@ -48,10 +48,10 @@ COLUMN_SCHEMA = dg.TableSchema(
     owners=owners.DATA,
     code_version=source_version(sys.modules[__name__], compute),
     ins={
-        "raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES),
         "target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES),
         **{key.path[-1]: dg.AssetIn(key=key) for key in keys.PAPPERS_TABLES},
     },
+    deps=[keys.RAW_COMPANIES],  # the targets' rows only, looked up in the warehouse
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
@@ -60,7 +60,7 @@ COLUMN_SCHEMA = dg.TableSchema(
 )
 def company_features(
     context: dg.AssetExecutionContext,
-    raw_companies: pl.DataFrame,
+    warehouse: WarehouseResource,
     target_companies: pl.DataFrame,
     pappers_companies: pl.DataFrame,
     pappers_finances: pl.DataFrame,
@@ -72,8 +72,10 @@ def company_features(
     by then). Companies Pappers did not answer for keep their SIRENE features and nulls
     elsewhere."""
     days = list(context.partition_keys)
-    targets = raw_companies.join(target_companies, on=[PARTITION_COLUMN, "siren"], how="semi")
-    companies = by_partition(targets, days)
+    keys_of_targets = target_companies.select(PARTITION_COLUMN, "siren")
+    companies = by_partition(
+        warehouse.backend().lookup(tables.RAW_COMPANIES, keys_of_targets), days
+    )
     pappers = [
         by_partition(frame, days)
         for frame in (pappers_companies, pappers_finances, pappers_dirigeants, pappers_procedures)

@@ -196,7 +196,11 @@ def raw_companies(
 @dg.asset(
     key=keys.TARGET_COMPANIES,
     group_name="ingestion",
-    ins={"raw_companies": dg.AssetIn(key=keys.RAW_COMPANIES)},
+    ins={
+        "raw_companies": dg.AssetIn(
+            key=keys.RAW_COMPANIES, metadata={"columns": targets.RULE_COLUMNS}
+        )
+    },
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,

@@ -22,6 +22,19 @@ from ma_pipeline.reference import naf_hierarchy
 # such as SCI (65), associations (92), and every other form.
 TRADED_LEGAL_FORM_FAMILIES = ["52", "53", "54", "55", "56", "57", "58"]
 UNKNOWN_HEADCOUNT = "NN"
+# The raw_companies columns the rules read: target_companies loads only these.
+RULE_COLUMNS = [
+    "partition_date",
+    "siren",
+    "etat_administratif",
+    "date_creation",
+    "statut_diffusion",
+    "categorie_juridique",
+    "tranche_effectifs",
+    "caractere_employeur",
+    "activite_principale",
+    "categorie_entreprise",
+]
 FUNNEL_SCHEMA = {"rule": pl.String, "kept": pl.Int64, "dropped": pl.Int64}
 
 
