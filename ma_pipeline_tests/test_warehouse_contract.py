@@ -275,3 +275,31 @@ def test_a_table_written_before_its_lookup_was_declared_gets_the_index(
 
     assert "things_lookup_idx" in _plan(pg_url, lookup_sql)
     assert warehouse.read(TABLE).height == 40_000
+
+
+def test_a_partition_written_in_batches_is_all_or_nothing(warehouse: Warehouse) -> None:
+    """A stock too large for memory is written batch by batch in one transaction."""
+    warehouse.replace_partitions(TABLE, things(D1, 2), [D1])
+    batches = [things(D2, 3), things(D2, 4, start=3), things(D2, 1, start=7)]
+
+    report = warehouse.replace_partitions(TABLE, iter(batches), [D2])
+
+    assert report.rows == 8
+    assert warehouse.read(TABLE, start=D2, end=D2).height == 8
+    bad = [things(D2, 2, start=20), things(D3, 1)]  # the second batch is outside D2
+    with pytest.raises(SchemaMismatchError, match="outside the partitions written"):
+        warehouse.replace_partitions(TABLE, iter(bad), [D2])
+    assert warehouse.read(TABLE, start=D2, end=D2).height == 8  # rolled back
+    assert warehouse.read(TABLE, start=D1, end=D1).height == 2
+
+
+def test_a_view_replaces_a_table_of_its_name_without_losing_it(warehouse: Warehouse) -> None:
+    warehouse.replace_partitions(TABLE, things(D1, 2), [D1])
+    view = TableRef("ingestion", "recent")
+    warehouse.replace_table(view, things(D2, 5).drop("roles"))  # written before the view
+
+    warehouse.replace_view(view, f"SELECT * FROM {TABLE.sql}")
+    warehouse.replace_view(view, f"SELECT * FROM {TABLE.sql}")  # again: nothing to rename
+
+    assert warehouse.read(view).height == 2
+    assert warehouse.read(TableRef("ingestion", "recent_before_view")).height == 5

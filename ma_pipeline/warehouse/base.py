@@ -127,6 +127,33 @@ class Warehouse(abc.ABC):
         report.partitions = sorted(set(partitions))
         return report
 
+    def replace_table(self, table: TableRef, frame: pl.DataFrame) -> WriteReport:
+        """Replace the whole content of an unpartitioned table, atomically.
+
+        The table is recreated when its columns change; otherwise it is emptied and refilled so
+        that views built on it (dbt staging models) survive.
+        """
+        with self.transaction() as conn:
+            existing = self._columns(conn, table)
+            wanted = {
+                c: sql_family(sql_type(c, frame[c].dtype, self.dialect)) for c in frame.columns
+            }
+            same = list(existing) == list(wanted) and all(
+                sql_family(t) == wanted[c] for c, t in existing.items()
+            )
+            if same:
+                self._execute(conn, f"DELETE FROM {table.sql}")
+                self._ensure_indexes(conn, table, partitioned=False)
+                report = WriteReport(table, frame.height)
+            else:
+                self._lock_ddl(conn)
+                self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
+                self._execute(conn, f"DROP TABLE IF EXISTS {table.sql}")
+                self._create(conn, table, frame, partitioned=False)
+                report = WriteReport(table, frame.height, created=True)
+            self._insert(conn, table, frame)
+        return report
+
     def replace_view(self, view: TableRef, select: str) -> None:
         """Create or replace ``view`` as ``select``. A table of that name, written before the
         view replaced it, is renamed ``<name>_before_view`` first: nothing stored is lost."""
