@@ -185,8 +185,8 @@ class StockLoad:
     _staged: bool = False
 
     def __enter__(self) -> "StockLoad":
-        self._db = duckdb.connect(str(self.scratch / "stock.duckdb"))
-        self._db.execute("SET memory_limit = '1GB'; SET preserve_insertion_order = false")
+        self._db = duckdb.connect()
+        self._db.execute("SET memory_limit = '1GB'")
         self._db.execute(f"SET temp_directory = '{self.scratch / 'spill'}'")
         return self
 
@@ -260,13 +260,18 @@ class StockLoad:
         file on a tie), the others are rejected."""
         if self.rows_read - self.blank_lines == 0:
             raise SireneFileError(f"{self.name}: the file has no data rows")
+        # Ranked on three columns, not the whole rows: only the duplicates' row numbers are kept.
         self.db.execute(
-            f"""CREATE TABLE ranked AS SELECT *, row_number() OVER (
-                PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
-            ) AS rank FROM staged"""
+            f"""CREATE TABLE duplicates AS SELECT row_number FROM (
+                SELECT row_number, row_number() OVER (
+                    PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
+                ) AS rank FROM staged
+            ) WHERE rank > 1"""
         )
-        self.db.execute("DROP TABLE staged")
-        duplicates = self.db.execute("SELECT * FROM ranked WHERE rank > 1 ORDER BY row_number").pl()
+        duplicates = self.db.execute(
+            "SELECT * FROM staged WHERE row_number IN (SELECT row_number FROM duplicates)"
+            " ORDER BY row_number"
+        ).pl()
         if duplicates.height:
             self._rejected.append(
                 duplicates.select(
@@ -292,8 +297,10 @@ class StockLoad:
         """The companies kept, in file order, in batches of ``OUTPUT_COLUMNS`` (at least one
         batch, empty when every row was rejected)."""
         columns = ", ".join(f'"{c}"' for c in INSEE_COLUMNS)
+        # Insertion order is the file's order: a filtered scan keeps it without a sort.
         reader = self.db.execute(
-            f"SELECT {columns} FROM ranked WHERE rank = 1 ORDER BY row_number"
+            f"SELECT {columns} FROM staged"
+            " WHERE row_number NOT IN (SELECT row_number FROM duplicates)"
         ).to_arrow_reader(batch_rows)
         empty = True
         for batch in reader:
