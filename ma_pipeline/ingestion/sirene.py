@@ -185,7 +185,8 @@ class StockLoad:
     _staged: bool = False
 
     def __enter__(self) -> "StockLoad":
-        self._db = duckdb.connect()
+        # On disk: a national stock's valid rows would not fit in memory.
+        self._db = duckdb.connect(str(self.scratch / "stock.duckdb"))
         self._db.execute("SET memory_limit = '1GB'")
         self._db.execute(f"SET temp_directory = '{self.scratch / 'spill'}'")
         return self
