@@ -278,7 +278,7 @@ def test_a_table_written_before_its_lookup_was_declared_gets_the_index(
 
 
 def test_a_partition_written_in_batches_is_all_or_nothing(warehouse: Warehouse) -> None:
-    """A stock too large for memory is written batch by batch in one transaction."""
+    """A stock too large for memory is loaded batch by batch, then swapped in at once."""
     warehouse.replace_partitions(TABLE, things(D1, 2), [D1])
     batches = [things(D2, 3), things(D2, 4, start=3), things(D2, 1, start=7)]
 

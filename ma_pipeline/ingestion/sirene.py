@@ -1,8 +1,8 @@
 """INSEE StockUniteLegale: read a file by header name in batches, validate rows, normalise columns.
 
 Memory stays bounded whatever the file's size: the file is read in batches of rows, each batch is
-checked with column expressions, and the rows kept wait in a local DuckDB database that spills to
-disk, where duplicates are resolved before they are read back, in batches, for the warehouse.
+checked with column expressions, and the rows kept wait in a local DuckDB database on disk, where
+duplicates are resolved before they are read back, in batches, for the warehouse.
 
 Outcomes, by input:
 - a required column missing, an empty file, a file without data rows, or a row with more fields

@@ -7,7 +7,8 @@ path; the rules (what may change in a table's schema, which rows a write may tou
 """
 
 import abc
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -98,32 +99,62 @@ class Warehouse(abc.ABC):
         frame: pl.DataFrame | Iterable[pl.DataFrame],
         partitions: Sequence[date],
     ) -> WriteReport:
-        """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``, given whole or
-        as batches (inserted one at a time, in the same transaction: memory stays one batch).
+        """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``, atomically.
 
         Rows of other partitions are untouched; a partition in ``partitions`` without rows in
-        ``frame`` ends up empty. Raises before changing anything if a row of the first batch
-        falls outside ``partitions`` or the frame does not fit the table, and rolls back if a
-        later batch does.
+        ``frame`` ends up empty. Raises before changing anything if a row falls outside
+        ``partitions`` or the frame does not fit the table. ``frame`` may be an iterable of
+        batches too large to hold together (``_load_batches``).
         """
         if not partitions:
             raise ValueError(f"{table}: no partitions given to replace")
-        batches = iter([frame] if isinstance(frame, pl.DataFrame) else frame)
+        if not isinstance(frame, pl.DataFrame):
+            return self._load_batches(table, iter(frame), partitions)
+        self._check_partition_column(table, frame, partitions)
+        with self.transaction() as conn:
+            report = self._prepare_table(conn, table, frame, partitioned=True)
+            self._delete_partitions(conn, table, partitions)
+            self._insert(conn, table, frame)
+        report.partitions = sorted(set(partitions))
+        return report
+
+    def _delete_partitions(self, conn: Any, table: TableRef, partitions: Sequence[date]) -> None:
+        for first, last in _runs(partitions):
+            self._execute(
+                conn,
+                f'DELETE FROM {table.sql} WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
+                (first, last),
+            )
+
+    def _load_batches(
+        self, table: TableRef, batches: Iterator[pl.DataFrame], partitions: Sequence[date]
+    ) -> WriteReport:
+        """Each batch committed to a loading table of its own, then, in one transaction, the
+        partitions replaced from it inside the database: readers never see half a load, and
+        the process holds one batch at a time (a single transaction of client-side inserts
+        holds them all until it commits)."""
         first = next(batches)
         self._check_partition_column(table, first, partitions)
-        with self.transaction() as conn:
-            report = self._prepare_table(conn, table, first, partitioned=True)
-            for start, last in _runs(partitions):
-                self._execute(
-                    conn,
-                    f'DELETE FROM {table.sql} WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
-                    (start, last),
-                )
-            self._insert(conn, table, first)
+        loading = TableRef(table.schema, f"_loading_{table.name}_{uuid.uuid4().hex[:8]}")
+        try:
+            with self.transaction() as conn:
+                report = self._prepare_table(conn, table, first, partitioned=True)
+                self._create(conn, loading, first, partitioned=False)
+                self._insert(conn, loading, first)
             for batch in batches:
                 self._check_partition_column(table, batch, partitions)
-                self._insert(conn, table, batch)
+                with self.transaction() as conn:
+                    self._insert(conn, loading, batch)
                 report.rows += batch.height
+            columns = ", ".join(f'"{c}"' for c in first.columns)
+            with self.transaction() as conn:
+                self._delete_partitions(conn, table, partitions)
+                self._execute(
+                    conn, f"INSERT INTO {table.sql} ({columns}) SELECT {columns} FROM {loading.sql}"
+                )
+        finally:
+            with self.transaction() as conn:
+                self._execute(conn, f"DROP TABLE IF EXISTS {loading.sql}")
         report.partitions = sorted(set(partitions))
         return report
 
