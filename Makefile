@@ -52,6 +52,7 @@ serve:
 # Every benchmark; each prints its figures beside a floor measured in the same process.
 bench: install
 	python bench/bench_warehouse.py
+	python -m bench.bench_ingestion
 	python bench/bench_enrichment.py
 	python bench/bench_features.py
 	python bench/bench_scoring.py
