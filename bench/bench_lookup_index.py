@@ -5,7 +5,7 @@ it costs the nightly write.
 
 From the repository root (the rows come from the test factories). In a scratch database it writes
 two days of ``--companies`` ml_scores rows (63 columns) into a table declared without ``lookup``
-columns and into one declared with ``lookup=("siren",)``, as ``scoring.published_scores`` is;
+columns and into one declared with ``lookup=("siren",)``, as ``serving.published_scores`` is;
 times the second day's write and its rewrite on each, then the query the history route runs for
 one company over both days (median of 20 SIRENs).
 """
