@@ -233,18 +233,7 @@ class StockLoad:
             pl.col("categorieJuridiqueUniteLegale").alias("categorie_juridique"),
             siren_problem_expr("siren").alias("_siren_problem"),
         ).with_columns(_rejection_reasons())
-        bad = checked.filter(pl.col("reason").is_not_null())
-        if bad.height:
-            self._rejected.append(
-                bad.select(
-                    pl.lit(self.name).alias("source"),
-                    "row_number",
-                    "siren",
-                    "reason",
-                    "detail",
-                    pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw"),
-                )
-            )
+        self._reject(checked.filter(pl.col("reason").is_not_null()))
         valid = checked.filter(pl.col("reason").is_null()).select(
             "row_number", _PROCESSED, *INSEE_COLUMNS
         )
@@ -273,16 +262,26 @@ class StockLoad:
             "SELECT * FROM staged WHERE row_number IN (SELECT row_number FROM duplicates)"
             " ORDER BY row_number"
         ).pl()
-        if duplicates.height:
+        self._reject(
+            duplicates.with_columns(
+                reason=pl.lit("duplicate_siren"),
+                detail=pl.format(
+                    "siren {} appears on several rows; the latest processed is kept", "siren"
+                ),
+            )
+        )
+
+    def _reject(self, rows: pl.DataFrame) -> None:
+        """Keep ``rows`` (with their ``reason`` and ``detail``) as rejected, with the values as
+        given in JSON."""
+        if rows.height:
             self._rejected.append(
-                duplicates.select(
+                rows.select(
                     pl.lit(self.name).alias("source"),
                     "row_number",
                     "siren",
-                    pl.lit("duplicate_siren").alias("reason"),
-                    pl.format(
-                        "siren {} appears on several rows; the latest processed is kept", "siren"
-                    ).alias("detail"),
+                    "reason",
+                    "detail",
                     pl.struct(INSEE_COLUMNS).struct.json_encode().alias("raw"),
                 )
             )
