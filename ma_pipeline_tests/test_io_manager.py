@@ -117,23 +117,3 @@ def test_an_asset_key_without_a_schema_is_refused_clearly(data_dir: Path) -> Non
 
     [failure] = result.get_step_failure_events()
     assert "needs a key [schema, table]" in str(failure.step_failure_data.error)
-
-
-@dg.asset(
-    key_prefix="demo",
-    partitions_def=daily_partitions,
-    ins={"daily_counts": dg.AssetIn(key=["demo", "daily_counts"], metadata={"columns": ["n"]})},
-)
-def only_n(daily_counts: pl.DataFrame) -> pl.DataFrame:
-    assert daily_counts.columns == ["n"]
-    return daily_counts.select(pl.lit(date(2025, 1, 3)).alias("partition_date"), "n").head(1)
-
-
-def test_an_input_declaring_its_columns_reads_only_those(
-    warehouse_url: str, data_dir: Path
-) -> None:
-    """A wide table (raw_companies) read for a few columns does not load the others."""
-    result = dg.materialize(
-        [daily_counts, only_n], resources=io(warehouse_url, data_dir), partition_key="2025-01-03"
-    )
-    assert result.success

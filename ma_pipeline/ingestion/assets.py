@@ -54,13 +54,30 @@ def raw_companies_view() -> str:
     )
 
 
-def stored_stocks(backend: Warehouse) -> dict[date, str]:
-    """Stock date -> fingerprint of the stocks already stored."""
-    if not backend.columns(tables.RAW_COMPANIES_DAYS) or not backend.columns(tables.SIRENE_STOCKS):
+def stock_rows(backend: Warehouse, dated: date, *, any_row: bool = False) -> int:
+    """Rows stored for the stock of ``dated`` (0: not stored), counted in that partition only;
+    with ``any_row``, 1 as soon as one row is found."""
+    if not backend.columns(tables.SIRENE_STOCKS):
+        return 0
+    where = f'FROM {tables.SIRENE_STOCKS.sql} WHERE "{PARTITION_COLUMN}" = $1'
+    sql = (
+        f"SELECT count(*) AS n FROM (SELECT 1 {where} LIMIT 1) AS one"
+        if any_row
+        else (f"SELECT count(*) AS n {where}")
+    )
+    return int(backend.query(sql, (dated,))["n"][0])
+
+
+def stored_fingerprints(backend: Warehouse, dates: list[date]) -> dict[date, set[str]]:
+    """For each of ``dates`` whose stock is stored: the fingerprints of the files that served
+    days from it (a file replaced in place leaves its older days with the old fingerprint)."""
+    if not backend.columns(tables.RAW_COMPANIES_DAYS):
         return {}
-    stored = set(backend.partitions(tables.SIRENE_STOCKS))
-    days = backend.read(tables.RAW_COMPANIES_DAYS, columns=["stock_date", "fingerprint"]).unique()
-    return {d: f for d, f in days.iter_rows() if d in stored}
+    served = backend.lookup(tables.RAW_COMPANIES_DAYS, pl.DataFrame({"stock_date": dates}))
+    fingerprints: dict[date, set[str]] = {}
+    for dated, fingerprint in served.select("stock_date", "fingerprint").iter_rows():
+        fingerprints.setdefault(dated, set()).add(fingerprint)
+    return {d: f for d, f in fingerprints.items() if stock_rows(backend, d, any_row=True)}
 
 
 @dg.multi_asset(
@@ -102,14 +119,20 @@ def raw_companies(
     time) is read again."""
     days = [date.fromisoformat(k) for k in context.partition_keys]
     backend = warehouse.backend()
-    stored = stored_stocks(backend)
     try:
         serving = {day: sirene.stock_for(day) for day in days}
+        stocks_needed = {s.dated: s for s in serving.values()}
+        stored = stored_fingerprints(backend, list(stocks_needed))
         per_stock, reasons = [], Counter[str]()
-        for stock in {s.dated: s for s in serving.values()}.values():
-            if stored.get(stock.dated) == stock.fingerprint:
+        for stock in stocks_needed.values():
+            if stock.fingerprint in stored.get(stock.dated, set()):
                 per_stock.append(
-                    {"stock_date": str(stock.dated), "source": stock.origin, "ingested": False}
+                    {
+                        "stock_date": str(stock.dated),
+                        "source": stock.origin,
+                        "ingested": False,
+                        "kept": stock_rows(backend, stock.dated),
+                    }
                 )
                 continue
             stamp = pl.lit(stock.dated).alias(PARTITION_COLUMN)
@@ -178,17 +201,14 @@ def raw_companies(
     yield dg.Output(served, output_name="raw_companies_days")
     backend.replace_view(tables.RAW_COMPANIES, raw_companies_view())
     sources = {str(day): s.origin for day, s in serving.items()}
+    rows = {date.fromisoformat(s["stock_date"]): s["kept"] for s in per_stock}
     yield dg.Output(
         None,
         output_name="raw_companies",
         metadata={
             **summary,
             "source": sources[str(days[-1])] if len(days) == 1 else sources,
-            "dagster/row_count": backend.query(
-                f"SELECT count(*) AS n FROM {tables.RAW_COMPANIES.sql}"
-                f' WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2',
-                (days[0], days[-1]),
-            )["n"][0],
+            "dagster/row_count": sum(rows[s.dated] for s in serving.values()),
         },
     )
 
@@ -196,11 +216,7 @@ def raw_companies(
 @dg.asset(
     key=keys.TARGET_COMPANIES,
     group_name="ingestion",
-    ins={
-        "raw_companies": dg.AssetIn(
-            key=keys.RAW_COMPANIES, metadata={"columns": targets.RULE_COLUMNS}
-        )
-    },
+    deps=[keys.RAW_COMPANIES],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
@@ -209,29 +225,32 @@ def raw_companies(
     code_version=source_version(sys.modules[__name__], targets),
 )
 def target_companies(
-    context: dg.AssetExecutionContext, config: TargetRules, raw_companies: pl.DataFrame
+    context: dg.AssetExecutionContext, config: TargetRules, warehouse: WarehouseResource
 ) -> dg.Output[pl.DataFrame]:
     """The SIRENs of each day's raw_companies that pass every target rule
     (``ingestion.targets``): only they are enriched, featured and scored. The metadata shows
-    how many units each rule kept and dropped."""
+    how many units each rule kept and dropped. Days are read one at a time, and only the
+    columns the rules use: a backfill of a national universe holds one day's columns."""
     days = [date.fromisoformat(k) for k in context.partition_keys]
-    by_day = {day: raw_companies.filter(pl.col(PARTITION_COLUMN) == day) for day in days}
-    selections = {day: select_targets(rows, day, config) for day, rows in by_day.items()}
+    backend = warehouse.backend()
+    selections, units = {}, 0
+    for day in days:
+        rows = backend.read(tables.RAW_COMPANIES, start=day, end=day, columns=targets.RULE_COLUMNS)
+        units += rows.height
+        selections[day] = select_targets(rows, day, config)
     funnel = pl.concat(
         s.funnel.select(pl.lit(str(day)).alias("partition"), pl.all())
         for day, s in selections.items()
     )
     chosen = pl.concat(s.targets for s in selections.values())
-    if chosen.is_empty() and raw_companies.height:
+    if chosen.is_empty() and units:
         context.log.warning(f"no target company over {len(days)} day(s): check the rules")
-    context.log.info(
-        f"{chosen.height} target companies of {raw_companies.height} units over {len(days)} day(s)"
-    )
+    context.log.info(f"{chosen.height} target companies of {units} units over {len(days)} day(s)")
     totals = funnel.group_by("rule", maintain_order=True).agg(pl.col("kept", "dropped").sum())
     return dg.Output(
         chosen,
         metadata={
-            "units": raw_companies.height,
+            "units": units,
             "targets": chosen.height,
             "kept_and_dropped_by_rule": {
                 rule: {"kept": kept, "dropped": dropped} for rule, kept, dropped in totals.rows()

@@ -22,7 +22,7 @@ from ma_pipeline.reference import naf_hierarchy
 # such as SCI (65), associations (92), and every other form.
 TRADED_LEGAL_FORM_FAMILIES = ["52", "53", "54", "55", "56", "57", "58"]
 UNKNOWN_HEADCOUNT = "NN"
-# The raw_companies columns the rules read: target_companies loads only these.
+# The raw_companies columns the rules read: target_companies reads only these.
 RULE_COLUMNS = [
     "partition_date",
     "siren",

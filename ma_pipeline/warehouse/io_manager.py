@@ -78,17 +78,14 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(write_metadata(report, obj, described))
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        """The input's rows: its partitions, and only the ``columns`` its ``AssetIn`` metadata
-        names, if any (a wide table read for a few columns)."""
         table = table_for(context.asset_key)
         backend = self.warehouse.backend()
-        columns = (context.definition_metadata or {}).get("columns")
         if context.has_asset_partitions:
             days = partition_dates(context.asset_partition_keys)
             if not days:
                 return pl.DataFrame()
-            return backend.read(table, start=min(days), end=max(days), columns=columns)
-        return backend.read(table, columns=columns)
+            return backend.read(table, start=min(days), end=max(days))
+        return backend.read(table)
 
 
 class WarehouseViewIOManager(WarehouseIOManager):
