@@ -12,7 +12,7 @@ itself (a self-dependency), never from its published copy downstream.
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -62,8 +62,10 @@ def checked_before(
 ) -> Reference | None:
     """The newest ml_scores partition before ``day`` whose latest materialization passed every
     blocking check: the scores readers saw."""
-    earlier = [d for d in warehouse.partitions(tables.ML_SCORES) if d < day]
-    candidates = [d.isoformat() for d in earlier[-REFERENCE_SEARCH_DAYS:]]
+    # The days before, from Dagster's check records: no scan of ml_scores for its partitions.
+    candidates = [
+        (day - timedelta(days=k)).isoformat() for k in range(1, REFERENCE_SEARCH_DAYS + 1)
+    ]
     passed = passed_partitions(instance, BLOCKING_CHECKS, candidates)
     if not passed:
         return None

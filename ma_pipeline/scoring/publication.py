@@ -90,7 +90,7 @@ def publish(
     for table, frame in frames.items():
         warehouse.replace_partitions(table, frame, [day])
     if snapshot is not None:
-        write_snapshot(warehouse, snapshot, [day])
+        write_snapshot(warehouse, snapshot, {day: frames[tables.PUBLISHED_SCORES]})
     return frames[tables.SCORE_PUBLICATIONS]
 
 
@@ -109,13 +109,15 @@ def publication_frames(
     }
 
 
-def write_snapshot(warehouse: Warehouse, snapshot: SnapshotPaths, days: list[date]) -> None:
-    """The API's read-only copy of what was just published: the days' score files, then the
-    newest model versions, every published contact, and the publications record."""
-    for day in days:
-        scores = warehouse.read(tables.PUBLISHED_SCORES, start=day, end=day)
+def write_snapshot(
+    warehouse: Warehouse, snapshot: SnapshotPaths, scores: dict[date, pl.DataFrame]
+) -> None:
+    """The API's read-only copy of what was just published: the score files of the days in
+    ``scores`` (their published rows, not read back), then the newest model versions, every
+    published contact, and the publications record."""
+    for day, rows in scores.items():
         # By SIREN: the row groups' statistics then let the API's history read skip most of a day.
-        _write_atomically(scores.sort("siren"), snapshot.scores(day))
+        _write_atomically(rows.sort("siren"), snapshot.scores(day))
     newest = latest_published(warehouse)
     versions = warehouse.read(tables.PUBLISHED_MODEL_VERSIONS, start=newest, end=newest)
     _write_atomically(versions.drop(PARTITION_COLUMN), snapshot.model_versions)
@@ -194,6 +196,9 @@ def publication(
             backend, date.fromisoformat(day), context.run.run_id
         ).items():
             by_table[table].append(frame)
+    published = dict(
+        zip(map(date.fromisoformat, days), by_table[tables.PUBLISHED_SCORES], strict=True)
+    )
     served = max(date.fromisoformat(days[-1]), latest_published(backend) or date.min)
     records = pl.concat(by_table[tables.SCORE_PUBLICATIONS])
     for table in _OUTPUTS:  # the publications record last: it makes the days visible
@@ -206,6 +211,6 @@ def publication(
     )
     if backend.dialect == "duckdb":
         snapshot = snapshot_paths(warehouse.data_dir)
-        write_snapshot(backend, snapshot, [date.fromisoformat(day) for day in days])
+        write_snapshot(backend, snapshot, published)
         context.log.info(f"snapshot for the API written under {snapshot.root}")
     context.log.info(f"published {', '.join(days)}; readers now serve {served}")
