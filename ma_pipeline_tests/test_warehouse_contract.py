@@ -19,6 +19,7 @@ from ma_pipeline.warehouse import (
     connect_warehouse,
 )
 from ma_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
+from ma_pipeline.warehouse.local import LocalRows, parquet_files
 
 TABLE = TableRef("ingestion", "things")
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
@@ -290,6 +291,31 @@ def test_a_partition_written_in_batches_is_all_or_nothing(warehouse: Warehouse) 
     with pytest.raises(SchemaMismatchError, match="outside the partitions written"):
         warehouse.replace_partitions(TABLE, iter(bad), [D2])
     assert warehouse.read(TABLE, start=D2, end=D2).height == 8  # rolled back
+    assert warehouse.read(TABLE, start=D1, end=D1).height == 2
+
+
+def staged(folder: Path, frame: pl.DataFrame) -> LocalRows:
+    """``frame`` staged in local Parquet files, as ingestion stages a stock."""
+    for i, part in enumerate(frame.iter_slices(2)):
+        part.write_parquet(folder / f"{i:03d}.parquet")
+    return LocalRows(f"SELECT * FROM {parquet_files(str(folder / '*.parquet'))}")
+
+
+def test_rows_staged_in_a_local_file_replace_a_partition(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A stock staged on disk is loaded without being held in memory, with the same result as
+    a frame (on DuckDB, inserted inside the engine; on PostgreSQL, batch by batch)."""
+    warehouse.replace_partitions(TABLE, things(D1, 2), [D1])
+    rows = staged(tmp_path, things(D2, 5).drop("partition_date"))
+
+    report = warehouse.replace_partitions(TABLE, rows.stamped("partition_date", D2), [D2])
+
+    assert report.rows == 5 and report.partitions == [D2]
+    assert_frame_equal(by_siren(warehouse.read(TABLE, start=D2, end=D2)), things(D2, 5))
+    with pytest.raises(SchemaMismatchError, match="outside the partitions written"):
+        warehouse.replace_partitions(TABLE, rows.stamped("partition_date", D3), [D2])
+    assert warehouse.read(TABLE, start=D2, end=D2).height == 5  # nothing changed
     assert warehouse.read(TABLE, start=D1, end=D1).height == 2
 
 

@@ -139,7 +139,7 @@ def raw_companies(
             with sirene.load(stock) as load:
                 report = backend.replace_partitions(
                     tables.SIRENE_STOCKS,
-                    (batch.select(stamp, *OUTPUT_COLUMNS) for batch in load.kept()),
+                    load.kept().stamped(PARTITION_COLUMN, stock.dated),
                     [stock.dated],
                 )
                 rejected = load.rejected.select(stamp, *REJECTED_SCHEMA)

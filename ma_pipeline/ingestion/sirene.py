@@ -1,8 +1,8 @@
 """INSEE StockUniteLegale: read a file by header name in batches, validate rows, normalise columns.
 
 Memory stays bounded whatever the file's size: the file is read in batches of rows, each batch is
-checked with column expressions, and the rows kept wait in a local DuckDB database on disk, where
-duplicates are resolved before they are read back, in batches, for the warehouse.
+checked with column expressions, and the rows kept wait, typed, in Parquet files on disk, where
+DuckDB resolves duplicates; the warehouse loads them from those files.
 
 Outcomes, by input:
 - a required column missing, an empty file, a file without data rows, or a row with more fields
@@ -24,9 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-import duckdb
 import polars as pl
 
 from ma_pipeline.contracts.siren import siren_problem_expr
@@ -40,9 +38,9 @@ from ma_pipeline.contracts.sirene import (
     Column,
     Kind,
 )
+from ma_pipeline.warehouse.local import BATCH_ROWS, LocalRows, local_duckdb, parquet_files
 
 _DATE_FORMATS: dict[Kind, str] = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S%.f"}
-BATCH_ROWS = 250_000
 _BLOCK = 16 * 1024 * 1024  # bytes read at a time to check or re-encode a file
 _PROCESSED = "date_dernier_traitement"
 
@@ -170,9 +168,9 @@ def read_stock_file(path: Path) -> StockFile:
 @dataclass
 class StockLoad:
     """One stock's validation, batch by batch: rejected rows are kept in memory (few), valid
-    rows wait in a local DuckDB database (bounded memory, spilling to ``scratch``) until
-    ``finish`` resolves the duplicate SIRENs; ``kept`` then reads the companies back in
-    batches."""
+    rows wait, as they will be stored, in Parquet files under ``scratch`` until ``finish``
+    resolves the duplicate SIRENs (DuckDB, bounded memory, spilling to ``scratch``); ``kept``
+    then names the companies for the warehouse to load."""
 
     name: str
     encoding: str
@@ -180,31 +178,17 @@ class StockLoad:
     rows_read: int = 0
     blank_lines: int = 0
     _rejected: list[pl.DataFrame] = field(default_factory=list)
-    _db: duckdb.DuckDBPyConnection | None = None
     _columns_checked: bool = False
-    _staged: bool = False
-
-    def __enter__(self) -> "StockLoad":
-        # On disk: a national stock's valid rows would not fit in memory.
-        self._db = duckdb.connect(str(self.scratch / "stock.duckdb"))
-        self._db.execute("SET memory_limit = '1GB'")
-        self._db.execute(f"SET temp_directory = '{self.scratch / 'spill'}'")
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self._db is not None:
-            self._db.close()
+    _files: int = 0
+    _finished: bool = False
 
     @property
-    def db(self) -> duckdb.DuckDBPyConnection:
-        if self._db is None:
-            raise RuntimeError("StockLoad is used outside its `with` block")
-        return self._db
+    def _staged(self) -> str:
+        return parquet_files(str(self.scratch / "staged" / "*.parquet"))
+
+    @property
+    def _duplicates(self) -> str:
+        return parquet_files(str(self.scratch / "duplicates.parquet"))
 
     def add(self, batch: pl.DataFrame) -> None:
         """Check one batch of text rows: reject the bad ones, stage the valid ones."""
@@ -234,16 +218,22 @@ class StockLoad:
             siren_problem_expr("siren").alias("_siren_problem"),
         ).with_columns(_rejection_reasons())
         self._reject(checked.filter(pl.col("reason").is_not_null()))
-        valid = checked.filter(pl.col("reason").is_null()).select(
-            "row_number", _PROCESSED, *INSEE_COLUMNS
+        # Staged as stored: the warehouse can then take the rows as they are.
+        valid = (
+            checked.filter(pl.col("reason").is_null())
+            .select(
+                "row_number",
+                *(pl.col(c.name) if c.kind != "text" else _typed(c) for c in COLUMNS),
+                pl.lit(self.name).alias("source"),
+            )
+            .with_columns(_nom_entreprise())
+            .select("row_number", *OUTPUT_COLUMNS)
         )
-        self.db.register("batch", valid.to_arrow())
-        if self._staged:
-            self.db.execute("INSERT INTO staged SELECT * FROM batch")
-        else:
-            self.db.execute("CREATE TABLE staged AS SELECT * FROM batch")
-            self._staged = True
-        self.db.unregister("batch")
+        # Every batch gets a file, even empty: the staged rows always have their columns.
+        staged = self.scratch / "staged" / f"{self._files:06d}.parquet"
+        staged.parent.mkdir(exist_ok=True)
+        valid.write_parquet(staged, compression="lz4", statistics=False)
+        self._files += 1
 
     def finish(self) -> None:
         """Resolve duplicates: per SIREN, the latest processed row is kept (the first in the
@@ -251,25 +241,31 @@ class StockLoad:
         if self.rows_read - self.blank_lines == 0:
             raise SireneFileError(f"{self.name}: the file has no data rows")
         # Ranked on three columns, not the whole rows: only the duplicates' row numbers are kept.
-        self.db.execute(
-            f"""CREATE TABLE duplicates AS SELECT row_number FROM (
-                SELECT row_number, row_number() OVER (
-                    PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
-                ) AS rank FROM staged
-            ) WHERE rank > 1"""
-        )
-        duplicates = self.db.execute(
-            "SELECT * FROM staged WHERE row_number IN (SELECT row_number FROM duplicates)"
-            " ORDER BY row_number"
-        ).pl()
+        with local_duckdb(spill=str(self.scratch / "spill")) as db:
+            db.execute(
+                f"""COPY (SELECT row_number FROM (
+                    SELECT row_number, row_number() OVER (
+                        PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
+                    ) AS rank FROM {self._staged}
+                ) WHERE rank > 1) TO '{self.scratch / "duplicates.parquet"}' (FORMAT parquet)"""
+            )
+            duplicates = db.execute(
+                f"SELECT * FROM {self._staged}"
+                f" WHERE row_number IN (SELECT row_number FROM {self._duplicates})"
+                " ORDER BY row_number"
+            ).pl()
+        # A duplicate's values are shown as staged (valid, typed), under the INSEE names.
         self._reject(
-            duplicates.with_columns(
+            duplicates.select(
+                "row_number",
+                *(_as_given(c) for c in COLUMNS),
                 reason=pl.lit("duplicate_siren"),
                 detail=pl.format(
                     "siren {} appears on several rows; the latest processed is kept", "siren"
                 ),
             )
         )
+        self._finished = True
 
     def _reject(self, rows: pl.DataFrame) -> None:
         """Keep ``rows`` (with their ``reason`` and ``detail``) as rejected, with the values as
@@ -293,34 +289,23 @@ class StockLoad:
         rows = pl.concat(self._rejected).sort("row_number")
         return rows.select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
 
-    def kept(self, batch_rows: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
-        """The companies kept, in file order, in batches of ``OUTPUT_COLUMNS`` (at least one
-        batch, empty when every row was rejected)."""
-        columns = ", ".join(f'"{c}"' for c in INSEE_COLUMNS)
-        # Insertion order is the file's order: a filtered scan keeps it without a sort.
-        reader = self.db.execute(
-            f"SELECT {columns} FROM staged"
-            " WHERE row_number NOT IN (SELECT row_number FROM duplicates)"
-        ).to_arrow_reader(batch_rows)
-        empty = True
-        for batch in reader:
-            empty = False
-            yield self._normalised(pl.DataFrame(pl.from_arrow(batch)))
-        if empty:
-            yield self._normalised(pl.DataFrame(schema=dict.fromkeys(INSEE_COLUMNS, pl.String)))
-
-    def _normalised(self, rows: pl.DataFrame) -> pl.DataFrame:
-        typed = rows.select(*(_typed(c) for c in COLUMNS), pl.lit(self.name).alias("source"))
-        return typed.with_columns(_nom_entreprise()).select(OUTPUT_COLUMNS)
+    def kept(self) -> LocalRows:
+        """The companies kept (``OUTPUT_COLUMNS``), in file order, once ``finish`` has run."""
+        if not self._finished:
+            raise RuntimeError("StockLoad.kept is read before finish")
+        columns = ", ".join(f'"{c}"' for c in OUTPUT_COLUMNS)
+        # The staged files are named in file order: a filtered scan keeps it without a sort.
+        return LocalRows(
+            f"SELECT {columns} FROM {self._staged}"
+            f" WHERE row_number NOT IN (SELECT row_number FROM {self._duplicates})"
+        )
 
 
 @contextmanager
 def stock_load(name: str, encoding: str, batches: Iterable[pl.DataFrame]) -> Iterator[StockLoad]:
     """Validate ``batches`` (one stock's text rows); the load is readable inside the block."""
-    with (
-        tempfile.TemporaryDirectory(prefix="sirene-load-") as scratch,
-        StockLoad(name, encoding, Path(scratch)) as load,
-    ):
+    with tempfile.TemporaryDirectory(prefix="sirene-load-") as scratch:
+        load = StockLoad(name, encoding, Path(scratch))
         for batch in batches:
             load.add(batch)
         load.finish()
@@ -332,7 +317,7 @@ def validate(stock: StockFile) -> ValidatedStock:
     held in memory: the sandbox's, or a test's)."""
     with stock_load(stock.name, stock.encoding, [stock.rows]) as load:
         return ValidatedStock(
-            kept=pl.concat(load.kept()),
+            kept=pl.concat(load.kept().batches()),
             rejected=load.rejected,
             rows_read=load.rows_read,
             blank_lines=load.blank_lines,
@@ -351,6 +336,14 @@ def _typed(column: Column) -> pl.Expr:
         # NAF sous-classes come with or without the dot (6201Z); store them as 62.01Z.
         expr = expr.str.replace(r"^(\d{2})\.?(\d{2})([A-Z])$", "$1.$2$3")
     return expr.alias(column.name)
+
+
+def _as_given(column: Column) -> pl.Expr:
+    """A typed column back as text under its INSEE name, in the file's formats."""
+    expr = pl.col(column.name)
+    if column.kind == "datetime":
+        expr = expr.dt.to_string("%Y-%m-%dT%H:%M:%S")
+    return expr.cast(pl.String).alias(column.insee)
 
 
 def _rejection_reasons() -> list[pl.Expr]:

@@ -14,8 +14,9 @@ function that computes ``company_features``, rebuilds what was known on any earl
 An as-of date is used only once its window has closed (D + 12 months <= snapshot day).
 
 Companies of D: those of the snapshot's universe created on or before D and not ceased by D,
-**and known to the snapshot's Pappers tables**. Enrichment asks Pappers about active companies
-only, so a company that ceased between D and the snapshot has no registry data at all: kept, it
+**and known to the snapshot's Pappers tables**: the models learn from the target universe
+(``target_companies``), the companies they will score. Enrichment asks Pappers about active
+targets only, so a company that ceased between D and the snapshot has no registry data: kept, it
 would carry null features whose nullness comes from its future (an absorbed company ceases), and
 a distress label of 0 whatever happened to it. Leaving it out is the honest choice; the cost,
 stated in the model card, is a survivor bias (events that end a company are under-represented).
@@ -27,7 +28,7 @@ from datetime import date
 
 import polars as pl
 
-from ma_pipeline.contracts.tables import PAPPERS_TABLES, RAW_COMPANIES
+from ma_pipeline.contracts.tables import PAPPERS_TABLES, PARTITION_COLUMN, RAW_COMPANIES
 from ma_pipeline.features.compute import FeatureConfig, FeatureInputs, compute_features
 from ma_pipeline.ml.scorer import LABELS
 from ma_pipeline.warehouse import Warehouse
@@ -52,7 +53,8 @@ class Snapshot:
 
 def read_snapshot(warehouse: Warehouse) -> Snapshot:
     """The newest partition that both raw_companies and pappers_companies hold, read from the
-    warehouse (one day of each table, not their history)."""
+    warehouse (one day of each table, not their history; of raw_companies, the rows of the
+    companies Pappers knows)."""
     days = set(warehouse.partitions(RAW_COMPANIES)) & set(warehouse.partitions(PAPPERS_TABLES[0]))
     if not days:
         raise LookupError(
@@ -60,9 +62,11 @@ def read_snapshot(warehouse: Warehouse) -> Snapshot:
             " raw_companies and its Pappers enrichment first"
         )
     day = max(days)
-    companies, *pappers = (
-        warehouse.read(table, start=day, end=day) for table in (RAW_COMPANIES, *PAPPERS_TABLES)
-    )
+    pappers = [warehouse.read(table, start=day, end=day) for table in PAPPERS_TABLES]
+    # Only the companies Pappers knows (the targets it enriched) are trained on: their SIRENE
+    # rows are looked up, not the day's whole universe read.
+    known = pappers[0].select(pl.lit(day).alias(PARTITION_COLUMN), "siren").unique()
+    companies = warehouse.lookup(RAW_COMPANIES, known)
     return Snapshot(day, companies, *pappers)
 
 

@@ -21,8 +21,8 @@ TARGETS = {
 }
 KNOWN_LIMITS = (
     "Survivor bias: a company that ceased between an as-of date and the snapshot has no Pappers"
-    " data (enrichment asks about active companies only) and is left out, so events that end a"
-    " company (absorption, liquidation) are under-represented.",
+    " data (enrichment asks about active target companies only) and is left out, so events that"
+    " end a company (absorption, liquidation) are under-represented.",
     "Pappers lists current representatives only: an owner who left before the snapshot is"
     " missing on every earlier as-of date (dirigeant ages and counts lean to today's team).",
     "Undated attributes are taken as of the snapshot for every as-of date: NAF code, legal form,"

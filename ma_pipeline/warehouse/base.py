@@ -18,6 +18,7 @@ import polars as pl
 
 from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError
+from ma_pipeline.warehouse.local import LocalRows
 from ma_pipeline.warehouse.types import (
     compatible,
     dtype_family,
@@ -96,7 +97,7 @@ class Warehouse(abc.ABC):
     def replace_partitions(
         self,
         table: TableRef,
-        frame: pl.DataFrame | Iterable[pl.DataFrame],
+        frame: pl.DataFrame | Iterable[pl.DataFrame] | LocalRows,
         partitions: Sequence[date],
     ) -> WriteReport:
         """Replace exactly ``partitions`` of ``table`` with the rows of ``frame``, atomically.
@@ -104,10 +105,13 @@ class Warehouse(abc.ABC):
         Rows of other partitions are untouched; a partition in ``partitions`` without rows in
         ``frame`` ends up empty. Raises before changing anything if a row falls outside
         ``partitions`` or the frame does not fit the table. ``frame`` may be an iterable of
-        batches too large to hold together (``_load_batches``).
+        batches too large to hold together (``_load_batches``), or rows staged in a local
+        DuckDB file (``_load_local``).
         """
         if not partitions:
             raise ValueError(f"{table}: no partitions given to replace")
+        if isinstance(frame, LocalRows):
+            return self._load_local(table, frame, partitions)
         if not isinstance(frame, pl.DataFrame):
             return self._load_batches(table, iter(frame), partitions)
         self._check_partition_column(table, frame, partitions)
@@ -157,6 +161,13 @@ class Warehouse(abc.ABC):
                 self._execute(conn, f"DROP TABLE IF EXISTS {loading.sql}")
         report.partitions = sorted(set(partitions))
         return report
+
+    def _load_local(
+        self, table: TableRef, rows: LocalRows, partitions: Sequence[date]
+    ) -> WriteReport:
+        """Rows staged in a local DuckDB file, loaded batch by batch (a backend that can read
+        the file itself inserts from it directly)."""
+        return self._load_batches(table, rows.batches(), partitions)
 
     def replace_table(self, table: TableRef, frame: pl.DataFrame) -> WriteReport:
         """Replace the whole content of an unpartitioned table, atomically.
