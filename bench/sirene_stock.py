@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ma_pipeline.contracts.siren import with_check_digits
 from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 
 LEGAL_FORMS = {
@@ -51,21 +52,10 @@ def _pick(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.
     return codes[rng.choice(len(codes), size=size, p=p / p.sum())]
 
 
-def luhn_sirens(bodies: np.ndarray) -> np.ndarray:
-    """Nine-digit SIRENs: each 8-digit body followed by its Luhn check digit."""
-    digits = np.stack([(bodies // 10 ** (7 - k)) % 10 for k in range(8)], axis=1)
-    # With the check digit last, the body's digits at even positions from the right are doubled:
-    # indices 1, 3, 5, 7 of the nine, i.e. 1, 3, 5, 7 of the body.
-    doubled = digits[:, 1::2] * 2
-    total = digits[:, 0::2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
-    check = (10 - total % 10) % 10
-    return np.char.zfill((bodies * 10 + check).astype(str), 9)
-
-
 def chunk(start: int, size: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed + start)
     index = np.arange(start, start + size, dtype=np.int64)
-    siren = luhn_sirens(index * 3 + 1_000_003)  # unique up to 33M rows
+    siren = with_check_digits(index * 3 + 1_000_003, 8)  # unique up to 33M rows
     bad = rng.random(size) < 0.0005
     legal = _pick(rng, LEGAL_FORMS, size)
     person = legal == "1000"

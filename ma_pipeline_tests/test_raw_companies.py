@@ -6,10 +6,16 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
-from ma_pipeline.contracts.siren import siren_problem, siren_problem_expr, with_check_digit
+from ma_pipeline.contracts.siren import (
+    siren_problem,
+    siren_problem_expr,
+    with_check_digit,
+    with_check_digits,
+)
 from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.reference import naf_hierarchy
@@ -349,6 +355,16 @@ def test_a_single_run_backfill_writes_each_day(data_dir: Path) -> None:
 
 def test_with_check_digit_makes_valid_sirens() -> None:
     assert with_check_digit("44306184") == "443061841"
+
+
+def test_check_digits_of_whole_arrays_match_the_one_at_a_time_function() -> None:
+    """The sandbox and the bench generate millions of SIRENs and SIRETs this way."""
+    rng = np.random.default_rng(3)
+    for width in (8, 13):
+        bodies = rng.integers(0, 10**width, 2_000)
+        made = with_check_digits(bodies, width)
+        assert made.tolist() == [with_check_digit(f"{b:0{width}d}") for b in bodies]
+    assert with_check_digits(np.array([44306184, 0]), 8).tolist() == ["443061841", "000000000"]
 
 
 STOCKS = TableRef("ingestion", "sirene_stocks")

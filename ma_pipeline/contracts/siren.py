@@ -1,5 +1,6 @@
 """SIREN validation, shared by ingestion, score requests and the API so all say the same thing."""
 
+import numpy as np
 import polars as pl
 from stdnum import luhn
 
@@ -23,6 +24,23 @@ def siren_problem(value: str | None) -> str | None:
 def with_check_digit(body: str) -> str:
     """``body`` followed by its Luhn check digit (8 digits -> a valid SIREN)."""
     return body + luhn.calc_check_digit(body)
+
+
+def with_check_digits(bodies: np.ndarray, width: int) -> np.ndarray:
+    """Each integer of ``bodies``, written on ``width`` digits and followed by its Luhn check
+    digit, as text (8 digits -> SIRENs, 13 -> SIRETs): ``with_check_digit`` for whole arrays."""
+    bodies = np.asarray(bodies, dtype=np.int64)
+    total = np.zeros(bodies.shape, dtype=np.int64)
+    rest = bodies.copy()
+    # From the right: the body's last digit sits next to the check digit and is doubled.
+    for position in range(width):
+        digit = rest % 10
+        rest //= 10
+        if position % 2 == 0:
+            digit = digit * 2 - 9 * (digit >= 5)
+        total += digit
+    check = (10 - total % 10) % 10
+    return np.char.zfill((bodies * 10 + check).astype(str), width + 1)
 
 
 def siren_problem_expr(column: str) -> pl.Expr:

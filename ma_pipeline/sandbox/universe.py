@@ -16,7 +16,7 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from ma_pipeline.contracts.siren import with_check_digit
+from ma_pipeline.contracts.siren import with_check_digits
 from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.reference import naf_hierarchy
 
@@ -137,11 +137,9 @@ def population(n_companies: int, seed: int) -> pl.DataFrame:
     size = n_companies + flow
 
     bodies = rng.choice(100_000_000, size=size, replace=False)
-    sirens = [with_check_digit(f"{b:08d}") for b in bodies]
-    nics = [
-        with_check_digit(s + f"{k:04d}")[9:]
-        for s, k in zip(sirens, rng.integers(1, 100, size), strict=False)
-    ]
+    sirens = with_check_digits(bodies, 8)
+    siret_bodies = sirens.astype(np.int64) * 10_000 + rng.integers(1, 100, size)
+    nics = pl.Series(with_check_digits(siret_bodies, 13)).str.slice(9)
 
     base = np.maximum(epoch - 1 - rng.exponential(14 * 365.25, n_companies), _1900)
     creation = np.concatenate([base, np.sort(rng.uniform(epoch, horizon, flow))])
