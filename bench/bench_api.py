@@ -158,6 +158,15 @@ def wrk(
     cpu_before = cpu_seconds(pid)
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(pid) - cpu_before
+    run = parse_wrk(output)
+    requests = run.pop("requests")
+    return {**run, "cpu_us": cpu / requests * 1e6}
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """requests/s, p50 and p99 in ms, requests and socket errors of a ``wrk --latency`` report,
+    whatever the latencies' unit (wrk writes ``1.01s`` or ``1.00m`` with trailing spaces when a
+    run's tail is long: those runs matter most)."""
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw failed requests:\n{output}")
     socket_errors = re.search(
@@ -165,21 +174,23 @@ def wrk(
     )
     latency = {
         p: _ms(float(v), unit)
-        for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.M)
+        for p, v, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
     }
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    requests = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if requests is None or rate is None or set(latency) != {"50", "99"}:
+        raise ValueError(f"not a wrk --latency report:\n{output}")
     return {
-        "rps": rate,
+        "rps": float(rate.group(1)),
         "p50": latency["50"],
         "p99": latency["99"],
-        "cpu_us": cpu / requests * 1e6,
+        "requests": int(requests.group(1)),
         "errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
     }
 
 
 def _ms(value: float, unit: str) -> float:
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def main() -> None:
@@ -259,12 +270,12 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) ->
             )
     best = {name: max(r["rps"] for r in runs[name]) for name in ("constant", "company")}
     cpu = {name: min(r["cpu_us"] for r in runs[name]) for name in ("constant", "company")}
-    p99 = min(r["p99"] for r in runs["company"])
+    p99 = [r["p99"] for r in runs["company"]]
     print(
         f"ratio company/constant: {best['company'] / best['constant']:.2f} in requests/s (best"
         f" runs), {cpu['constant'] / cpu['company']:.2f} in server CPU per request"
-        f" (target >= {TARGET_RATIO}); company p99 (best run): {p99:.2f} ms"
-        f" (target < {TARGET_P99_MS:.0f} ms)"
+        f" (target >= {TARGET_RATIO}); company p99: {min(p99):.2f} ms in the best run,"
+        f" {max(p99):.2f} ms in the worst (target < {TARGET_P99_MS:.0f} ms)"
     )
 
 
