@@ -103,6 +103,10 @@ def test_a_partition_is_enriched_then_served_from_the_cache(
     assert (facts["calls"], facts["cache_hits"]) == (len(companies), 0)
     assert facts["estimated_credits"] == len(companies)
     assert facts["rows"]["pappers_companies"] == len(companies)
+    people = metadata(first, "pappers_dirigeants")
+    assert people["personal_data"] is True and "preview" not in people
+    names = warehouse.read(DIRIGEANTS)["nom"].drop_nulls()
+    assert not any(name in str(people) for name in names.head(50))  # no dirigeant shown
 
     again = materialize(resources, with_raw=False)
     assert again.success

@@ -26,6 +26,7 @@ from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, WarehouseRes
 
 GROUP = "enrichment"
 FAILURES_TABLE = tables.ENRICHMENT_FAILURES.name
+PERSONAL_TABLES = {tables.PAPPERS_DIRIGEANTS.name}  # never previewed in metadata
 FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "siren": pl.String(),
     "source": pl.String(),
@@ -47,26 +48,29 @@ _DESCRIPTIONS = {
 }
 
 
-# Written by the API clients (``enrichment.cache``) of every step that calls a paid API; each such
-# step reports a materialization of them when it stored answers.
-api_cache = dg.AssetSpec(
+def _api_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
+    """A table written by the API clients (``enrichment.cache``) of every step that calls a
+    paid API; each such step reports a materialization of it when it stored answers."""
+    return dg.AssetSpec(
+        key,
+        group_name=GROUP,
+        owners=owners.DATA,
+        code_version=source_version(cache),
+        kinds={"duckdb", "postgres"},
+        description=description,
+    )
+
+
+api_cache = _api_spec(
     keys.API_CACHE,
-    group_name=GROUP,
-    owners=owners.DATA,
-    code_version=source_version(cache),
-    kinds={"duckdb", "postgres"},
-    description="The latest answer per (source, key) of Pappers and Kaspr, so that no answer is"
-    " paid for twice within its TTL. Written by pappers_enrichment, kaspr_contacts and"
+    "The latest answer per (source, key) of Pappers and Kaspr, so that no answer is paid for"
+    " twice within its TTL. Written by pappers_enrichment, kaspr_contacts and"
     " score_requests_job.",
 )
-api_usage = dg.AssetSpec(
+api_usage = _api_spec(
     keys.API_USAGE,
-    group_name=GROUP,
-    owners=owners.DATA,
-    code_version=source_version(cache),
-    kinds={"duckdb", "postgres"},
-    description="Calls and estimated credits per API source and day: what Kaspr's daily credit"
-    " budget reads. Written with api_cache.",
+    "Calls and estimated credits per API source and day: what Kaspr's daily credit budget"
+    " reads. Written with api_cache.",
 )
 
 
@@ -182,9 +186,13 @@ def pappers_enrichment(
 
     yield from api_cache_events([run])
     for name in (*TABLES, FAILURES_TABLE):  # saved even when the run fails below
-        yield dg.Output(
-            frames[name], output_name=name, metadata={**summary, "preview": preview(frames[name])}
+        # Dirigeants' names and birth dates stay out of the metadata anyone can read in the UI.
+        shown = (
+            {"personal_data": True}
+            if name in PERSONAL_TABLES
+            else {"preview": preview(frames[name])}
         )
+        yield dg.Output(frames[name], output_name=name, metadata={**summary, **shown})
     problem = _problem(run, pappers.max_failure_rate)
     if problem is not None:
         raise dg.Failure(description=problem, metadata=summary)

@@ -38,7 +38,13 @@ from ma_pipeline.contracts.sirene import (
     Column,
     Kind,
 )
-from ma_pipeline.warehouse.local import BATCH_ROWS, LocalRows, local_duckdb, parquet_files
+from ma_pipeline.warehouse.local import (
+    BATCH_ROWS,
+    LocalRows,
+    local_duckdb,
+    parquet_files,
+    sql_text,
+)
 
 _DATE_FORMATS: dict[Kind, str] = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S%.f"}
 _BLOCK = 16 * 1024 * 1024  # bytes read at a time to check or re-encode a file
@@ -187,8 +193,12 @@ class StockLoad:
         return parquet_files(str(self.scratch / "staged" / "*.parquet"))
 
     @property
+    def _duplicates_file(self) -> Path:
+        return self.scratch / "duplicates.parquet"
+
+    @property
     def _duplicates(self) -> str:
-        return parquet_files(str(self.scratch / "duplicates.parquet"))
+        return parquet_files(str(self._duplicates_file))
 
     def add(self, batch: pl.DataFrame) -> None:
         """Check one batch of text rows: reject the bad ones, stage the valid ones."""
@@ -247,7 +257,7 @@ class StockLoad:
                     SELECT row_number, row_number() OVER (
                         PARTITION BY siren ORDER BY "{_PROCESSED}" DESC NULLS LAST, row_number
                     ) AS rank FROM {self._staged}
-                ) WHERE rank > 1) TO '{self.scratch / "duplicates.parquet"}' (FORMAT parquet)"""
+                ) WHERE rank > 1) TO {sql_text(str(self._duplicates_file))} (FORMAT parquet)"""
             )
             duplicates = db.execute(
                 f"SELECT * FROM {self._staged}"

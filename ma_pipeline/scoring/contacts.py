@@ -259,26 +259,29 @@ def _day(
 VERSION = source_version(sys.modules[__name__], sys.modules[KasprResource.__module__])
 
 
+def _personal_out(key: dg.AssetKey, description: str) -> dg.AssetOut:
+    """An output holding personal data: tagged, and said so first in its description."""
+    return dg.AssetOut(
+        key=key,
+        kinds={"polars"},
+        owners=owners.DATA,
+        code_version=VERSION,
+        tags={"ma/personal_data": "true"},
+        description=f"PERSONAL DATA. {description}",
+    )
+
+
 @dg.multi_asset(
     outs={
-        "kaspr_contacts": dg.AssetOut(
-            key=keys.KASPR_CONTACTS,
-            kinds={"polars"},
-            owners=owners.DATA,
-            code_version=VERSION,
-            tags={"ma/personal_data": "true"},
-            description="PERSONAL DATA. Work e-mails and phones of the dirigeants of the day's"
-            " top targets, from Kaspr within the daily credit budget; one row per person with"
-            " a status.",
+        "kaspr_contacts": _personal_out(
+            keys.KASPR_CONTACTS,
+            "Work e-mails and phones of the dirigeants of the day's top targets, from Kaspr"
+            " within the daily credit budget; one row per person with a status.",
         ),
-        "kaspr_contacts_failures": dg.AssetOut(
-            key=keys.KASPR_CONTACTS_FAILURES,
-            kinds={"polars"},
-            owners=owners.DATA,
-            code_version=VERSION,
-            tags={"ma/personal_data": "true"},
-            description="PERSONAL DATA. Look-ups that failed for another reason than a miss or"
-            " the budget (network, 5xx after retries, an unreadable answer), with the cause.",
+        "kaspr_contacts_failures": _personal_out(
+            keys.KASPR_CONTACTS_FAILURES,
+            "Look-ups that failed for another reason than a miss or the budget (network, 5xx"
+            " after retries, an unreadable answer), with the cause.",
         ),
     },
     deps=[keys.ML_SCORES, keys.PAPPERS_DIRIGEANTS, keys.API_CACHE, keys.API_USAGE],

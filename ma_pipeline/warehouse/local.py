@@ -46,10 +46,15 @@ def local_duckdb(spill: str | None = None) -> duckdb.DuckDBPyConnection:
     db = duckdb.connect(":memory:")
     db.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     if spill is not None:
-        db.execute(f"SET temp_directory = '{spill}'")
+        db.execute(f"SET temp_directory = {sql_text(spill)}")
     return db
+
+
+def sql_text(value: str) -> str:
+    """``value`` as a SQL string literal (a file path)."""
+    return "'{}'".format(value.replace("'", "''"))
 
 
 def parquet_files(pattern: str) -> str:
     """``read_parquet`` of the files matching ``pattern``, for a ``LocalRows`` query."""
-    return "read_parquet('{}')".format(pattern.replace("'", "''"))
+    return f"read_parquet({sql_text(pattern)})"
