@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     ma_pappers_rate_per_second: float | None = None
     ma_pappers_rate_per_minute: float | None = None
     ma_pappers_cache_ttl_hours: float = 24.0
+    # The daily enrichment fetches new, changed and old targets only (enrichment.refresh).
+    ma_pappers_max_age_days: float = 30.0
+    ma_pappers_daily_calls: int | None = None
     ma_pappers_max_failure_rate: float = 0.05
     ma_kaspr_api_key: SecretStr | None = None
     ma_kaspr_daily_credits: int = 200

@@ -115,23 +115,71 @@ def test_a_partition_is_enriched_then_served_from_the_cache(
     assert warehouse.read(COMPANIES).height == len(companies)
 
 
-def test_a_later_partition_fetches_only_what_expired_or_is_new(
+def processed(warehouse: Warehouse, day: str) -> dict[str, object]:
+    """SIREN -> its SIRENE record's last processing, in that day's raw_companies."""
+    rows = warehouse.read(
+        TableRef("ingestion", "raw_companies"),
+        start=date.fromisoformat(day),
+        end=date.fromisoformat(day),
+        columns=["siren", "date_dernier_traitement"],
+    )
+    return dict(rows.iter_rows())
+
+
+def test_a_later_partition_fetches_only_what_is_new_changed_or_old(
     data_dir: Path, warehouse_url: str, warehouse: Warehouse
 ) -> None:
+    """Credits follow change: of a later day's targets, only those never fetched, those whose
+    SIRENE record was processed again and those whose answer passed the maximum age are asked
+    for; the others are served from their stored answers."""
     transport = sandbox()
     resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
     assert materialize(resources).success
     warehouse.execute(
-        f"UPDATE {API_CACHE.sql} SET fetched_at = fetched_at - INTERVAL '2 days'"
+        f"UPDATE {API_CACHE.sql} SET fetched_at = fetched_at - INTERVAL '31 days'"
         f" WHERE key IN (SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25)"
     )
-    expired = set(warehouse.query(f"SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25")["key"])
+    old = set(warehouse.query(f"SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25")["key"])
     before = transport.answered.copy()
     next_day = str(date.fromisoformat(DAY) + timedelta(days=40))
-    assert materialize(resources, next_day).success
+    result = materialize(resources, next_day)
+    assert result.success
+
     fetched = set((transport.answered - before).keys())
-    today = targets(warehouse, next_day)
-    assert fetched == (today & expired) | (today - targets(warehouse))
+    today, first = targets(warehouse, next_day), targets(warehouse)
+    then, now = processed(warehouse, DAY), processed(warehouse, next_day)
+    changed = {s for s in today & first if then[s] != now[s]}
+    assert changed and old - changed  # the sandbox's records change, some answers only age
+    assert fetched == (today - first) | changed | (today & old)
+    facts = metadata(result)
+    assert facts["calls_saved"] == len(today) - len(fetched) > 0.5 * len(today)
+    assert facts["due_by_reason"]["new"] == len(today - first)
+
+
+def test_the_daily_call_budget_is_never_exceeded_and_the_backlog_comes_first_later(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    transport = sandbox()
+    resources = make_resources(
+        data_dir, warehouse_url, pappers={"transport": transport, "daily_calls": 30}
+    )
+    first = materialize(resources)
+    assert first.success
+    companies = targets(warehouse)
+    assert transport.requests == 30
+    facts = metadata(first)
+    assert (facts["backlog"], facts["call_budget"]) == (len(companies) - 30, 30)
+    assert warehouse.read(COMPANIES).height == len(set(transport.answered) & companies)
+
+    again = materialize(resources, with_raw=False)  # the same calendar day: the budget is spent
+    assert again.success and transport.requests == 30
+    more = make_resources(
+        data_dir, warehouse_url, pappers={"transport": transport, "daily_calls": 60}
+    )
+    before = set(transport.answered)
+    assert materialize(more, with_raw=False).success
+    later = set(transport.answered) - before
+    assert len(later) == 30 and later <= companies - before  # the backlog, nothing twice
 
 
 def test_a_backfill_asks_each_siren_once_and_fills_every_day(
@@ -196,7 +244,7 @@ def test_when_every_call_fails_the_run_fails_and_earlier_data_stays(
     resources = make_resources(
         data_dir,
         warehouse_url,
-        pappers={"transport": broken, "cache_ttl_hours": 0, "max_attempts": 2},
+        pappers={"transport": broken, "max_age_days": 0, "max_attempts": 2},
     )
     later = str(date.fromisoformat(DAY) + timedelta(days=1))
     result = materialize(resources, later)

@@ -1,5 +1,5 @@
-"""Pappers enrichment of each day's active companies: four tables and the failures; and the
-API cache that every enrichment client shares."""
+"""Pappers enrichment of each day's target companies, fetching only what changed: four tables and
+the failures; and the API cache that every enrichment client shares."""
 
 import sys
 from collections.abc import Iterable, Iterator
@@ -17,12 +17,13 @@ from ma_pipeline.enrichment.pappers import (
     PappersResource,
     partition_tables,
 )
+from ma_pipeline.enrichment.refresh import VERSION_COLUMN
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, WarehouseResource
+from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 GROUP = "enrichment"
 FAILURES_TABLE = tables.ENRICHMENT_FAILURES.name
@@ -63,9 +64,9 @@ def _api_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
 
 api_cache = _api_spec(
     keys.API_CACHE,
-    "The latest answer per (source, key) of Pappers and Kaspr, so that no answer is paid for"
-    " twice within its TTL. Written by pappers_enrichment, kaspr_contacts and"
-    " score_requests_job.",
+    "The latest answer per (source, key) of Pappers and Kaspr, with the version of the key it"
+    " was fetched for, so that no unchanged answer is paid for twice. Written by"
+    " pappers_enrichment, kaspr_contacts and score_requests_job.",
 )
 api_usage = _api_spec(
     keys.API_USAGE,
@@ -103,6 +104,17 @@ def failures_frame(run: EnrichmentRun[Any], companies_by_day: pl.DataFrame) -> p
         .join(failed, on="siren", how="inner")
         .sort(PARTITION_COLUMN, "siren")
     )
+
+
+def targets_with_versions(backend: Warehouse, companies_by_day: pl.DataFrame) -> pl.DataFrame:
+    """Each target SIREN with its SIRENE record's last processing, as of the run's last day
+    that holds it (what a stored answer is compared with)."""
+    rows = backend.lookup(
+        tables.RAW_COMPANIES,
+        companies_by_day,
+        columns=[PARTITION_COLUMN, "siren", VERSION_COLUMN],
+    )
+    return rows.sort(PARTITION_COLUMN).unique("siren", keep="last").select("siren", VERSION_COLUMN)
 
 
 def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
@@ -152,19 +164,21 @@ def pappers_enrichment(
     """Pappers data for the target companies of each partition (``target_companies``: never a
     ceased, non-diffusible or out-of-scope unit).
 
-    Each SIREN is asked for at most once per run, however many days the run covers, and not at
-    all while its cached answer is younger than the TTL; every day then gets the rows of its own
-    targets, with ages computed at that day. Per-company failures go
-    to enrichment_failures; the asset fails, after saving what it got, when credits run out or
-    when the share of failures passes ``max_failure_rate``; a bad key fails it at once.
+    Credits follow change (``enrichment.refresh``): a target is fetched when it is new, when
+    its SIRENE record was processed again, when its answer was partial or is older than
+    ``max_age_days``, highest priority first within ``daily_calls``; every other target is
+    served from its stored answer. Each SIREN is asked for at most once per run, however many
+    days the run covers; every day then gets the rows of its own targets, with ages computed at
+    that day. Per-company failures go to enrichment_failures; the asset fails, after saving
+    what it got, when credits run out or when the share of failures passes
+    ``max_failure_rate``; a bad key fails it at once.
     """
     days = [date.fromisoformat(k) for k in context.partition_keys]
     companies_by_day = target_companies.select(PARTITION_COLUMN, "siren")
-    sirens = companies_by_day["siren"].unique().sort().to_list()
     if pappers.mode == "sandbox":
         context.log.warning("MA_PAPPERS_API_KEY is not set: answers come from the sandbox")
     backend = warehouse.backend()
-    run = pappers.enrich(sirens, backend)
+    plan, run = pappers.refresh(targets_with_versions(backend, companies_by_day), backend)
     if isinstance(run.fatal, BadApiKey):
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 
@@ -175,14 +189,21 @@ def pappers_enrichment(
         if pappers.mode == "sandbox"
         else "live: Pappers API, credits spent",
         **run.metadata(),
+        **plan.metadata(),
         "rows": {name: frame.height for name, frame in frames.items()},
     }
     if len(days) > 1:
         summary["run_partitions"] = len(days)  # the counts above are the whole run's
     context.log.info(
-        f"{len(run.records)} of {len(sirens)} companies enriched: {run.cache_hits} from the cache,"
-        f" {run.counters.calls} calls, {len(run.failures)} failures"
+        f"{len(run.records)} of {plan.targets} target companies enriched:"
+        f" {run.cache_hits} from stored answers, {run.counters.calls} calls"
+        f" (due: {plan.due_by_reason}), {len(run.failures)} failures, backlog {plan.backlog}"
     )
+    if plan.backlog:
+        context.log.warning(
+            f"{plan.backlog} due target(s) left for the next day by the daily_calls budget"
+            f" ({plan.backlog_by_reason})"
+        )
 
     yield from api_cache_events([run])
     for name in (*TABLES, FAILURES_TABLE):  # saved even when the run fails below

@@ -1,8 +1,9 @@
 """Raw API answers kept in the warehouse, so that no answer is paid for twice within its TTL.
 
 ``enrichment.api_cache`` holds the latest answer per (source, key): when it came, its HTTP status,
-whether it was partial, and the body as received (null for a negative answer: 404, or Kaspr's
-empty profile). An answer is fresh while younger than the source's TTL, unless it was partial
+whether it was partial, the version of the key it was fetched for (Pappers: the SIRENE record's
+last processing), and the body as received (null for a negative answer: 404, or Kaspr's empty
+profile). An answer is fresh while younger than the source's TTL, unless it was partial
 (Pappers' 206), which is kept but fetched again next time. ``enrichment.api_usage`` counts calls
 and estimated credits per source and day, which is what Kaspr's daily budget reads.
 """
@@ -23,7 +24,10 @@ CACHE_SCHEMA: dict[str, pl.DataType] = {
     "status": pl.Int64(),
     "partial": pl.Boolean(),
     "payload": pl.String(),
+    "version": pl.String(),
 }
+# What is known of a stored answer without its body.
+STATE_COLUMNS = ["key", "fetched_at", "partial", "version"]
 USAGE_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
     "day": pl.Date(),
@@ -43,6 +47,7 @@ class Answer:
     fetched_at: datetime
     payload: str | None = None
     partial: bool = False
+    version: str | None = None
 
 
 class ApiCache:
@@ -53,41 +58,65 @@ class ApiCache:
         self.source = source
         self.ttl = ttl
 
-    def fresh(self, keys: Sequence[str], now: datetime, chunk: int = 2_000) -> Iterator[Answer]:
-        """The cached answers for ``keys`` that are complete and younger than the TTL.
-
-        Read ``chunk`` keys at a time: real Pappers bodies weigh tens of kilobytes each.
-        """
+    def fresh(self, keys: Sequence[str], now: datetime) -> Iterator[Answer]:
+        """The cached answers for ``keys`` that are complete and younger than the TTL."""
         oldest = now - self.ttl
+        for rows in self._chunks(keys):
+            yield from _answers(rows.filter((pl.col("fetched_at") > oldest) & ~pl.col("partial")))
+
+    def stored(self, keys: Sequence[str]) -> Iterator[Answer]:
+        """The cached answers for ``keys``, whatever their age (a refresh plan chose them)."""
+        for rows in self._chunks(keys):
+            yield from _answers(rows)
+
+    def state(self, keys: Sequence[str]) -> pl.DataFrame:
+        """``STATE_COLUMNS`` of the cached answers for ``keys``: no bodies are read."""
+        frames = list(self._chunks(keys, STATE_COLUMNS))
+        schema = {c: CACHE_SCHEMA[c] for c in STATE_COLUMNS}
+        rows = pl.concat(frames, how="diagonal") if frames else pl.DataFrame(schema=schema)
+        missing = [pl.lit(None, schema[c]).alias(c) for c in STATE_COLUMNS if c not in rows.columns]
+        return rows.with_columns(missing).select(STATE_COLUMNS).cast(schema)  # type: ignore[arg-type]
+
+    def _chunks(
+        self, keys: Sequence[str], columns: list[str] | None = None, chunk: int = 2_000
+    ) -> Iterator[pl.DataFrame]:
+        """The cached rows for ``keys``, ``chunk`` keys at a time: real Pappers bodies weigh
+        tens of kilobytes each."""
         for start in range(0, len(keys), chunk):
             wanted = pl.DataFrame(
                 {"source": self.source, "key": list(keys[start : start + chunk])},
                 schema={"source": pl.String(), "key": pl.String()},
             )
-            rows = self.warehouse.lookup(API_CACHE, wanted)
-            if rows.is_empty():
-                continue
-            fresh = rows.filter((pl.col("fetched_at") > oldest) & ~pl.col("partial"))
-            for row in fresh.iter_rows(named=True):
-                yield Answer(
-                    self.source,
-                    row["key"],
-                    row["status"],
-                    row["fetched_at"],
-                    row["payload"],
-                    row["partial"],
-                )
+            rows = self.warehouse.lookup(API_CACHE, wanted, columns)
+            if not rows.is_empty():
+                yield rows
 
     def store(self, answers: Sequence[Answer]) -> None:
         """Keep ``answers`` as the latest of their keys, in one transaction."""
         if not answers:
             return
         frame = pl.DataFrame(
-            [(a.source, a.key, a.fetched_at, a.status, a.partial, a.payload) for a in answers],
+            [
+                (a.source, a.key, a.fetched_at, a.status, a.partial, a.payload, a.version)
+                for a in answers
+            ],
             schema=CACHE_SCHEMA,
             orient="row",
         )
         self.warehouse.upsert(API_CACHE, frame, ["source", "key"])
+
+
+def _answers(rows: pl.DataFrame) -> Iterator[Answer]:
+    for row in rows.iter_rows(named=True):
+        yield Answer(
+            row["source"],
+            row["key"],
+            row["status"],
+            row["fetched_at"],
+            row["payload"],
+            row["partial"],
+            row.get("version"),
+        )
 
 
 class ApiUsage:
@@ -107,6 +136,10 @@ class ApiUsage:
     def credits_spent(self, day: date) -> float:
         row = self._row(day)
         return float(row["credits"].sum()) if not row.is_empty() else 0.0
+
+    def calls_made(self, day: date) -> int:
+        row = self._row(day)
+        return int(row["calls"].sum()) if not row.is_empty() else 0
 
     def record(self, day: date, calls: int, credits: float, now: datetime) -> None:
         """Add ``calls`` and ``credits`` to the day's totals."""

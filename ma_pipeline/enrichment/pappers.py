@@ -11,16 +11,17 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 import polars as pl
 from pydantic import Field
 
-from ma_pipeline.enrichment.cache import Answer
+from ma_pipeline.enrichment.cache import Answer, ApiCache, ApiUsage
 from ma_pipeline.enrichment.http import ApiClient, RequestFailed
-from ma_pipeline.enrichment.resource import ApiResource
+from ma_pipeline.enrichment.refresh import RefreshPlan, plan_refresh
+from ma_pipeline.enrichment.resource import ApiResource, today
 from ma_pipeline.enrichment.runner import BadApiKey, CreditsExhausted, EnrichmentRun
 from ma_pipeline.sandbox.pappers_api import PappersSandbox
 from ma_pipeline.warehouse import PARTITION_COLUMN, Warehouse
@@ -507,6 +508,8 @@ class PappersResource(ApiResource):
         "rate_per_second": "MA_PAPPERS_RATE_PER_SECOND",
         "rate_per_minute": "MA_PAPPERS_RATE_PER_MINUTE",
         "cache_ttl_hours": "MA_PAPPERS_CACHE_TTL_HOURS",
+        "max_age_days": "MA_PAPPERS_MAX_AGE_DAYS",
+        "daily_calls": "MA_PAPPERS_DAILY_CALLS",
         "max_failure_rate": "MA_PAPPERS_MAX_FAILURE_RATE",
         "sandbox_companies": "MA_SANDBOX_COMPANIES",
         "sandbox_as_of": "MA_SANDBOX_AS_OF",
@@ -515,7 +518,17 @@ class PappersResource(ApiResource):
     base_url: str = Field(default="https://api.pappers.fr/v2", description="Pappers API v2 root")
     concurrency: int | None = Field(default=8, description="Requests in flight at most")
     cache_ttl_hours: float | None = Field(
-        default=24.0, description="Age after which a cached answer is fetched again"
+        default=24.0,
+        description="Age after which a cached answer is fetched again, for a look-up on demand",
+    )
+    max_age_days: float | None = Field(
+        default=30.0,
+        description="Age after which a target's answer is fetched again by the daily enrichment"
+        " even if its SIRENE record did not change",
+    )
+    daily_calls: int | None = Field(
+        default=None,
+        description="Calls the daily enrichment may make a calendar day (Paris); unset: no limit",
     )
     max_failure_rate: float | None = Field(
         default=0.05, description="Share of failed companies above which the asset fails"
@@ -549,6 +562,33 @@ class PappersResource(ApiResource):
         return self._enrich(
             sirens, warehouse, fetch=fetch_entreprise, parse=parse_answer, credits=_one, now=now
         )
+
+    def refresh(
+        self, targets: pl.DataFrame, warehouse: Warehouse, now: datetime | None = None
+    ) -> tuple[RefreshPlan, EnrichmentRun[PappersRecord]]:
+        """Records for ``targets`` (``siren``, ``date_dernier_traitement``): only the new,
+        changed and old ones are fetched, within what is left of the day's calls; the others
+        are served from their stored answers (``enrichment.refresh``)."""
+        now = now or datetime.now(UTC)
+        sirens = targets["siren"].unique().sort().to_list()
+        stored = ApiCache(warehouse, SOURCE, timedelta(hours=self.cache_ttl_hours)).state(sirens)
+        budget = None
+        if self.daily_calls is not None:
+            spent = ApiUsage(warehouse, SOURCE).calls_made(today(now))
+            budget = max(self.daily_calls - spent, 0)
+        plan = plan_refresh(
+            targets, stored, now=now, max_age=timedelta(days=self.max_age_days), budget=budget
+        )
+        run = self._enrich(
+            plan.fetch + plan.reuse,
+            warehouse,
+            fetch=fetch_entreprise,
+            parse=parse_answer,
+            credits=_one,
+            now=now,
+            plan=plan,
+        )
+        return plan, run
 
 
 def _one(_: Answer) -> float:

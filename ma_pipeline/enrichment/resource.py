@@ -17,6 +17,7 @@ from pydantic import Field
 
 from ma_pipeline.enrichment.cache import Answer, ApiCache, ApiUsage
 from ma_pipeline.enrichment.http import ApiClient, Limits
+from ma_pipeline.enrichment.refresh import RefreshPlan
 from ma_pipeline.enrichment.runner import EnrichmentRun, Fetch, Parse, T, run_enrichment
 from ma_pipeline.partitions import TIMEZONE
 from ma_pipeline.settings import LaunchSettings
@@ -95,6 +96,7 @@ class ApiResource(LaunchSettings, abc.ABC):
         credits: Callable[[Answer], float],
         now: datetime | None = None,
         budget: int | None = None,
+        plan: RefreshPlan | None = None,
     ) -> EnrichmentRun[T]:
         now = now or datetime.now(UTC)
         result = run_enrichment(
@@ -106,6 +108,7 @@ class ApiResource(LaunchSettings, abc.ABC):
             credits=credits,
             now=now,
             budget=budget,
+            plan=plan,
         )
         ApiUsage(warehouse, self.source).record(
             today(now), result.counters.calls, result.credits, now

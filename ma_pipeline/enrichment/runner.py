@@ -1,4 +1,5 @@
-"""One enrichment run of a source: fresh cached answers first, the API for the rest.
+"""One enrichment run of a source: fresh cached answers first, the API for the rest (or, given a
+refresh plan, the stored answers it reuses and the API for the keys it fetches).
 
 Every key is asked for at most once per run. Answers are parsed as they arrive and written to the
 cache every ``flush_every`` answers (and whatever happens at the end), so a run that stops early
@@ -11,12 +12,13 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from ma_pipeline.enrichment.cache import Answer, ApiCache
 from ma_pipeline.enrichment.http import ApiClient, ClientStopped, Counters, RequestFailed
+from ma_pipeline.enrichment.refresh import RefreshPlan
 
 T = TypeVar("T")
 
@@ -103,16 +105,21 @@ def run_enrichment(
     credits: Callable[[Answer], float],
     now: datetime,
     budget: int | None = None,
+    plan: RefreshPlan | None = None,
     flush_every: int = 500,
 ) -> EnrichmentRun[T]:
     """Enrich ``keys``: cached answers within TTL, then at most ``budget`` calls for the rest.
+    With a ``plan``, ``keys`` are its fetched and reused keys: the reused ones are served from
+    their stored answers whatever their age, and each answer fetched is stored with the version
+    the plan gives its key.
 
     ``parse`` turns an answer into a record, or None for a miss (a 200 that found nothing).
     """
     started = time.perf_counter()
     unique = list(dict.fromkeys(keys))
     result: EnrichmentRun[T] = EnrichmentRun(source=cache.source, requested=len(unique))
-    for answer in cache.fresh(unique, now):
+    cached = cache.fresh(unique, now) if plan is None else cache.stored(plan.reuse)
+    for answer in cached:
         result.cache_hits += 1
         _accept(result, answer, parse)
     missing = [k for k in unique if k not in result.records and k not in result.negatives]
@@ -125,8 +132,11 @@ def run_enrichment(
         missing = missing[: max(budget, 0)]
     if missing:
         fetch_started = time.perf_counter()
+        versions = plan.versions if plan is not None else {}
         asyncio.run(
-            _fetch_all(missing, result, cache, open_client, fetch, parse, credits, flush_every)
+            _fetch_all(
+                missing, result, cache, open_client, fetch, parse, credits, versions, flush_every
+            )
         )
         result.fetch_seconds = time.perf_counter() - fetch_started
     result.seconds = time.perf_counter() - started
@@ -160,6 +170,7 @@ async def _fetch_all(
     fetch: Fetch,
     parse: Parse[T],
     credits: Callable[[Answer], float],
+    versions: dict[str, str | None],
     flush_every: int,
 ) -> None:
     pending: list[Answer] = []
@@ -188,6 +199,8 @@ async def _fetch_all(
                 except RequestFailed as exc:
                     result.failures[key] = KeyFailure(key, exc.kind, str(exc), exc.status)
                     continue
+                if key in versions:
+                    answer = replace(answer, version=versions[key])
                 result.fetched += 1
                 result.credits += credits(answer)
                 pending.append(answer)

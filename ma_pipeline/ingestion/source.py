@@ -47,6 +47,11 @@ class SireneSource(LaunchSettings):
         description="Active companies in the sandbox; None: MA_SANDBOX_COMPANIES at launch",
     )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox population")
+    sandbox_change_rate: float = Field(
+        default=universe.CHANGE_RATE,
+        gt=0,
+        description="Share of the sandbox's units whose SIRENE record changes on a day",
+    )
 
     @property
     def landing_dir(self) -> Path:
@@ -60,7 +65,8 @@ class SireneSource(LaunchSettings):
         sandbox's stock of that day when the landing folder holds no SIRENE file."""
         files = self.stock_files()
         if not files:
-            seed = f"sandbox:{self.sandbox_companies}:{self.sandbox_seed}"
+            drawn = (self.sandbox_companies, self.sandbox_seed, self.sandbox_change_rate)
+            seed = "sandbox:" + ":".join(map(str, drawn))
             return Stock(day, "sandbox", seed)
         chosen = stock_file_for(files, day)
         if chosen is None:
@@ -74,7 +80,9 @@ class SireneSource(LaunchSettings):
     def load(self, stock: Stock) -> Iterator[StockLoad]:
         """``stock`` read and validated, in bounded memory; readable inside the block."""
         if stock.path is None:
-            rows = universe.stock(stock.dated, self.sandbox_companies, self.sandbox_seed)
+            rows = universe.stock(
+                stock.dated, self.sandbox_companies, self.sandbox_seed, self.sandbox_change_rate
+            )
             with stock_load("sandbox", "utf-8", [rows]) as load:
                 yield load
             return

@@ -24,6 +24,7 @@ EPOCH = date(2020, 1, 1)  # the base population exists before; daily flows start
 HORIZON = date(2040, 12, 31)  # flows are drawn up to here, so any partition date works
 CREATION_RATE = 0.05  # new companies a year, as a share of n_companies
 CESSATION_RATE = 0.05  # yearly hazard of cessation, from EPOCH or creation
+CHANGE_RATE = 1 / 365  # share of units whose SIRENE record is processed again on a day
 _1900 = (date(1900, 1, 1) - date(1970, 1, 1)).days
 
 SECTION_WEIGHTS = {
@@ -177,11 +178,26 @@ def population(n_companies: int, seed: int) -> pl.DataFrame:
             "jitter": rng.integers(0, 700, size),
         }
     )
+    # Drawn last, so that the draws above stay as they were.
+    updates = {"update_period": rng.random(size), "update_phase": rng.random(size)}
     # Cessations drawn past the horizon never happen.
-    return frame.with_columns(cessation=pl.when(pl.col("cessation") >= EPOCH).then("cessation"))
+    return frame.with_columns(
+        cessation=pl.when(pl.col("cessation") >= EPOCH).then("cessation"),
+        **{name: pl.Series(values) for name, values in updates.items()},
+    )
 
 
-def stock(day: date, n_companies: int, seed: int) -> pl.DataFrame:
+def last_update(day: date, change_rate: float) -> pl.Expr:
+    """The day each unit's SIRENE record was last processed again on or before ``day``: every
+    unit is updated periodically, every 0.5 to 1.5 times ``1 / change_rate`` days, so about
+    ``change_rate`` of the units change a day and a record stays the same between updates."""
+    today = (day - date(1970, 1, 1)).days
+    period = (0.5 + pl.col("update_period")) / change_rate
+    since = (today - pl.col("update_phase") * period) % period
+    return (pl.lit(today) - since).floor().cast(pl.Int32).cast(pl.Date)
+
+
+def stock(day: date, n_companies: int, seed: int, change_rate: float = CHANGE_RATE) -> pl.DataFrame:
     """The StockUniteLegale file of ``day``: 35 text columns, as INSEE would publish them."""
     companies = population(n_companies, seed).filter(pl.col("creation") <= day)
     ceased = pl.col("cessation").is_not_null() & (pl.col("cessation") <= day)
@@ -193,8 +209,7 @@ def stock(day: date, n_companies: int, seed: int) -> pl.DataFrame:
         OPTED_OUT_OTHERS
     )
     processed = pl.max_horizontal(
-        pl.when(ceased).then("cessation").otherwise("creation"),
-        pl.lit(day) - pl.duration(days=pl.col("jitter")),
+        pl.when(ceased).then("cessation").otherwise("creation"), last_update(day, change_rate)
     )
     categorie = (
         pl.when(pl.col("tranche_effectifs").is_in(list(_GE_TRANCHES)))

@@ -227,12 +227,17 @@ class Warehouse(abc.ABC):
             self._insert(conn, table, frame)
         return report
 
-    def lookup(self, table: TableRef, keys: pl.DataFrame) -> pl.DataFrame:
-        """Rows of ``table`` whose key columns (the columns of ``keys``) match a row of ``keys``."""
+    def lookup(
+        self, table: TableRef, keys: pl.DataFrame, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """Rows of ``table`` whose key columns (the columns of ``keys``) match a row of ``keys``;
+        only ``columns`` of them when given (those the table has)."""
         with self.reader() as conn:
             existing = self._columns(conn, table)
             if not existing:
                 return pl.DataFrame(schema=keys.schema)
+            if columns is not None:
+                existing = {c: t for c, t in existing.items() if c in columns}
             self._stage(conn, "__lookup_keys", keys.unique())
             select = ", ".join(f't."{c}"' for c in existing)
             match = " AND ".join(f't."{k}" = s."{k}"' for k in keys.columns)

@@ -1,0 +1,113 @@
+"""Which target companies a paid API is asked about on a day: credits follow change, not the
+universe.
+
+A target is due when
+- ``new``: no answer is stored for it;
+- ``changed``: its SIRENE record was processed again since the stored answer (its
+  ``date_dernier_traitement`` differs from the one the answer was fetched for), or the stored
+  answer was partial (Pappers' 206);
+- ``old``: its stored answer is older than the maximum age.
+
+Due targets are fetched highest priority first (new, changed, then the oldest answer first)
+within the day's call budget; the others are the backlog, due again the next day. Every target
+that is not fetched is served from its stored answer, whatever its age, at no cost.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+REASONS = ("new", "changed", "old")
+# What a target's stored answer was fetched for: its SIRENE record's last processing.
+VERSION_COLUMN = "date_dernier_traitement"
+
+
+def version_of(processed: pl.Expr) -> pl.Expr:
+    """A SIRENE record's version as stored beside an answer (text, to compare exactly)."""
+    return processed.dt.to_string("%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """What a day's enrichment does for its targets."""
+
+    targets: int
+    fetch: list[str]
+    reuse: list[str]
+    versions: dict[str, str | None] = field(repr=False)
+    due_by_reason: dict[str, int]
+    fetched_by_reason: dict[str, int]
+    backlog_by_reason: dict[str, int]
+    budget: int | None
+
+    @property
+    def backlog(self) -> int:
+        return sum(self.backlog_by_reason.values())
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "targets": self.targets,
+            "due_by_reason": self.due_by_reason,
+            "calls_planned": len(self.fetch),
+            "calls_planned_by_reason": self.fetched_by_reason,
+            "calls_saved": self.targets - len(self.fetch),
+            "served_from_stored_answers": len(self.reuse),
+            "call_budget": self.budget if self.budget is not None else "none",
+            "backlog": self.backlog,
+            "backlog_by_reason": self.backlog_by_reason,
+        }
+
+
+def plan_refresh(
+    targets: pl.DataFrame,
+    stored: pl.DataFrame,
+    *,
+    now: datetime,
+    max_age: timedelta,
+    budget: int | None,
+) -> RefreshPlan:
+    """The plan for ``targets`` (``siren``, ``date_dernier_traitement``) given the answers
+    ``stored`` for them (``key``, ``fetched_at``, ``partial``, ``version``), at most ``budget``
+    calls (None: no limit)."""
+    rows = (
+        targets.select("siren", version_of(pl.col(VERSION_COLUMN)).alias("current"))
+        .unique("siren")
+        .join(
+            stored.select(pl.col("key").alias("siren"), "fetched_at", "partial", "version"),
+            on="siren",
+            how="left",
+        )
+        .with_columns(
+            reason=pl.when(pl.col("fetched_at").is_null())
+            .then(pl.lit("new"))
+            .when(pl.col("partial") | pl.col("version").ne_missing(pl.col("current")))
+            .then(pl.lit("changed"))
+            .when(pl.col("fetched_at") < now - max_age)
+            .then(pl.lit("old"))
+        )
+    )
+    due = (
+        rows.filter(pl.col("reason").is_not_null())
+        .with_columns(rank=pl.col("reason").replace_strict(REASONS, range(len(REASONS))))
+        .sort("rank", "fetched_at", "siren", nulls_last=False)
+    )
+    fetched = due.head(max(budget, 0)) if budget is not None else due
+    backlog = due.slice(fetched.height)
+    reuse = rows.filter(pl.col("fetched_at").is_not_null()).join(fetched, on="siren", how="anti")
+    return RefreshPlan(
+        targets=rows.height,
+        fetch=fetched["siren"].to_list(),
+        reuse=reuse["siren"].sort().to_list(),
+        versions=dict(zip(rows["siren"], rows["current"], strict=True)),
+        due_by_reason=_by_reason(due),
+        fetched_by_reason=_by_reason(fetched),
+        backlog_by_reason=_by_reason(backlog),
+        budget=budget,
+    )
+
+
+def _by_reason(frame: pl.DataFrame) -> dict[str, int]:
+    counts = dict(frame.group_by("reason").len().iter_rows())
+    return {reason: counts.get(reason, 0) for reason in REASONS}

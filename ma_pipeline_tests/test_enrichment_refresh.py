@@ -1,0 +1,75 @@
+"""Which targets are fetched on a day: new, changed, old, in that order, within the budget."""
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from ma_pipeline.enrichment.refresh import plan_refresh
+
+NOW = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+MAX_AGE = timedelta(days=30)
+PROCESSED = datetime(2025, 11, 3, 8, 15)
+VERSION = "2025-11-03T08:15:00"
+
+
+def targets(*sirens: str, processed: datetime = PROCESSED) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"siren": list(sirens), "date_dernier_traitement": [processed] * len(sirens)},
+        schema={"siren": pl.String, "date_dernier_traitement": pl.Datetime("us")},
+    )
+
+
+def stored(*rows: tuple[str, int, str, bool]) -> pl.DataFrame:
+    """(siren, age in days, version fetched for, partial)."""
+    return pl.DataFrame(
+        [(key, NOW - timedelta(days=age), version, partial) for key, age, version, partial in rows],
+        schema={
+            "key": pl.String,
+            "fetched_at": pl.Datetime("us", "UTC"),
+            "version": pl.String,
+            "partial": pl.Boolean,
+        },
+        orient="row",
+    )
+
+
+def test_an_unchanged_young_answer_is_not_fetched_again_and_a_changed_one_is() -> None:
+    answers = stored(("A", 3, VERSION, False), ("B", 3, "2025-10-01T00:00:00", False))
+
+    plan = plan_refresh(targets("A", "B"), answers, now=NOW, max_age=MAX_AGE, budget=None)
+
+    assert plan.fetch == ["B"] and plan.reuse == ["A"]
+    assert plan.due_by_reason == {"new": 0, "changed": 1, "old": 0}
+    assert plan.versions["B"] == VERSION  # what the new answer will be stored for
+
+
+def test_new_partial_and_old_answers_are_due() -> None:
+    answers = stored(("P", 1, VERSION, True), ("O", 31, VERSION, False), ("Y", 29, VERSION, False))
+
+    plan = plan_refresh(targets("N", "P", "O", "Y"), answers, now=NOW, max_age=MAX_AGE, budget=None)
+
+    assert plan.fetch == ["N", "P", "O"]  # new, then changed (partial), then old
+    assert plan.reuse == ["Y"] and plan.metadata()["calls_saved"] == 1
+
+
+def test_the_budget_is_never_exceeded_and_the_rest_is_backlog_by_priority() -> None:
+    answers = stored(
+        ("C1", 2, "old-version", False),
+        ("O1", 90, VERSION, False),
+        ("O2", 60, VERSION, False),
+    )
+    universe = targets("N1", "N2", "C1", "O1", "O2")
+
+    plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=4)
+
+    assert plan.fetch == ["N1", "N2", "C1", "O1"]  # the oldest answer first among the old
+    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "old": 1}
+    assert plan.reuse == ["O2"]  # over budget: served from its stored answer meanwhile
+    assert plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=0).fetch == []
+
+
+def test_a_new_target_over_budget_has_no_answer_to_serve() -> None:
+    plan = plan_refresh(targets("N1", "N2"), stored(), now=NOW, max_age=MAX_AGE, budget=1)
+
+    assert plan.fetch == ["N1"] and plan.reuse == []
+    assert plan.backlog == 1 and plan.metadata()["backlog_by_reason"]["new"] == 1
