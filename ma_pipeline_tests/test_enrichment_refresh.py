@@ -19,7 +19,7 @@ def targets(*sirens: str, processed: datetime = PROCESSED) -> pl.DataFrame:
     )
 
 
-def stored(*rows: tuple[str, int, str, bool]) -> pl.DataFrame:
+def stored(*rows: tuple[str, int, str | None, bool]) -> pl.DataFrame:
     """(siren, age in days, version fetched for, partial)."""
     return pl.DataFrame(
         [(key, NOW - timedelta(days=age), version, partial) for key, age, version, partial in rows],
@@ -41,6 +41,15 @@ def test_an_unchanged_young_answer_is_not_fetched_again_and_a_changed_one_is() -
     assert plan.fetch == ["B"] and plan.reuse == ["A"]
     assert plan.due_by_reason == {"new": 0, "changed": 1, "old": 0}
     assert plan.versions["B"] == VERSION  # what the new answer will be stored for
+
+
+def test_an_answer_stored_before_versions_were_kept_waits_for_its_age() -> None:
+    """Upgrading does not refetch every target at once: such answers age out."""
+    answers = stored(("Y", 3, None, False), ("O", 40, None, False))
+
+    plan = plan_refresh(targets("Y", "O"), answers, now=NOW, max_age=MAX_AGE, budget=None)
+
+    assert plan.fetch == ["O"] and plan.reuse == ["Y"]
 
 
 def test_new_partial_and_old_answers_are_due() -> None:

@@ -5,7 +5,7 @@ A target is due when
 - ``new``: no answer is stored for it;
 - ``changed``: its SIRENE record was processed again since the stored answer (its
   ``date_dernier_traitement`` differs from the one the answer was fetched for), or the stored
-  answer was partial (Pappers' 206);
+  answer was partial (Pappers' 206); an answer stored without a version is not ``changed``;
 - ``old``: its stored answer is older than the maximum age.
 
 Due targets are fetched highest priority first (new, changed, then the oldest answer first)
@@ -82,7 +82,12 @@ def plan_refresh(
         .with_columns(
             reason=pl.when(pl.col("fetched_at").is_null())
             .then(pl.lit("new"))
-            .when(pl.col("partial") | pl.col("version").ne_missing(pl.col("current")))
+            # An answer stored before versions were kept (null) ages out instead: upgrading
+            # does not refetch the whole universe at once.
+            .when(
+                pl.col("partial")
+                | (pl.col("version").is_not_null() & pl.col("version").ne(pl.col("current")))
+            )
             .then(pl.lit("changed"))
             .when(pl.col("fetched_at") < now - max_age)
             .then(pl.lit("old"))
