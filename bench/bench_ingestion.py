@@ -8,7 +8,8 @@ peak RSS is its own:
 - raw_companies materialized for one day on the DuckDB warehouse: batches read and validated,
   duplicates resolved, the stock written once;
 - raw_companies for the next day, served by the same file (already stored), and the warehouse's
-  growth between the two days.
+  growth between the two days;
+- target_companies for the first day, with the default rules: how many units each rule keeps.
 """
 
 import argparse
@@ -81,6 +82,37 @@ def pipeline(stock: Path, work: Path) -> dict[str, Any]:
     }
 
 
+def target_universe(stock: Path, work: Path) -> dict[str, Any]:
+    """target_companies of the first day, on the warehouse ``pipeline`` left."""
+    import warnings
+
+    import dagster as dg
+
+    warnings.filterwarnings("ignore")
+    from ma_pipeline.contracts.keys import TARGET_COMPANIES
+    from ma_pipeline.ingestion.assets import raw_companies, target_companies
+    from ma_pipeline.resources import build_resources
+
+    resources = build_resources(str(work / "data"), "")
+    started = time.perf_counter()
+    result = dg.materialize(
+        [raw_companies, target_companies],
+        selection=[target_companies],
+        partition_key=DAY,
+        resources=resources,
+    )
+    assert result.success
+    [event] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == TARGET_COMPANIES
+    ]
+    return {
+        "seconds": time.perf_counter() - started,
+        "funnel": event.metadata["kept_and_dropped_by_rule"].value,
+    }
+
+
 def _child(function: Callable[..., dict[str, Any]], args: tuple, queue: Any) -> None:
     result = function(*args)
     queue.put({**result, "peak_rss_gb": peak_rss_gb()})
@@ -130,6 +162,14 @@ def main() -> None:
         f"next day from the same file: {ours['next_day_seconds']:.1f} s,"
         f" warehouse growth {ours['growth']:.1%}"
     )
+    chosen = measured(target_universe, stock, args.work)
+    funnel = chosen["funnel"]
+    print(
+        f"target_companies, default rules: {chosen['seconds']:.1f} s,"
+        f" peak RSS {chosen['peak_rss_gb']:.2f} GB"
+    )
+    for rule, counts in funnel.items():
+        print(f"  {rule}: kept {counts['kept']:,}, dropped {counts['dropped']:,}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """A StockUniteLegale file of national size in the real 35-column layout, for the ingestion bench.
 
-The mix is rounded from public descriptions of the stock, not official statistics: more than half
-sole traders, ceased units included (about a third), some units not diffusible (mostly
-individuals), most headcount bands unknown, and a few bad rows (a wrong check digit, a
-duplicated SIREN with an older processing date) so that validation has work to do. Written in
-chunks, so a 28M-row file needs little memory.
+The legal forms and headcount bands follow the sandbox's mix (``ma_pipeline.sandbox.universe``:
+more than half sole traders, most headcount bands unknown). Ceased units are included (about a
+third), some units are not diffusible (mostly individuals), and a few rows are bad (a wrong check
+digit, a duplicated SIREN with an older processing date) so that validation has work to do.
+Written in chunks, so a 28M-row file needs little memory.
 """
 
 import argparse
@@ -15,41 +15,12 @@ import polars as pl
 
 from ma_pipeline.contracts.siren import with_check_digits
 from ma_pipeline.contracts.sirene import INSEE_COLUMNS
+from ma_pipeline.sandbox import universe
 
-LEGAL_FORMS = {
-    "1000": 55.0,
-    "5710": 12.0,
-    "5499": 10.0,
-    "5720": 6.0,
-    "6540": 6.0,
-    "9220": 5.0,
-    "5498": 3.0,
-    "5599": 1.0,
-    "6599": 1.0,
-    "5202": 0.5,
-    "7210": 0.5,
-}
-TRANCHES = {
-    "NN": 70,
-    "00": 12,
-    "01": 8,
-    "02": 4,
-    "03": 2.5,
-    "11": 1.5,
-    "12": 1,
-    "21": 0.6,
-    "22": 0.4,
-}
 NAF = ["62.01Z", "47.11F", "56.10A", "43.21A", "68.20B", "70.22Z", "86.21Z", "41.20A", "10.71C"]
 WORDS = ["ATELIERS", "SOCIETE", "GROUPE", "CABINET", "MAISON", "SERVICES", "TRANSPORTS", "BATIMENT"]
 NAMES = ["MARTIN", "BERNARD", "DUBOIS", "THOMAS", "ROBERT", "RICHARD", "PETIT", "DURAND"]
 FIRST = ["JEAN", "MARIE", "PIERRE", "ANNE", "LUC", "CLAIRE", "PAUL", "SOPHIE"]
-
-
-def _pick(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
-    codes = np.array(list(weights))
-    p = np.array(list(weights.values()), dtype=float)
-    return codes[rng.choice(len(codes), size=size, p=p / p.sum())]
 
 
 def chunk(start: int, size: int, seed: int) -> pl.DataFrame:
@@ -57,8 +28,8 @@ def chunk(start: int, size: int, seed: int) -> pl.DataFrame:
     index = np.arange(start, start + size, dtype=np.int64)
     siren = with_check_digits(index * 3 + 1_000_003, 8)  # unique up to 33M rows
     bad = rng.random(size) < 0.0005
-    legal = _pick(rng, LEGAL_FORMS, size)
-    person = legal == "1000"
+    legal = universe.draw(rng, universe.LEGAL_FORMS, size)
+    person = legal == universe.SOLE_TRADER
     ceased = rng.random(size) < 0.35
     opted_out = np.where(person, rng.random(size) < 0.3, rng.random(size) < 0.01)
     created = np.datetime64("1950-01-01") + rng.integers(0, 27_700, size).astype("timedelta64[D]")
@@ -71,7 +42,7 @@ def chunk(start: int, size: int, seed: int) -> pl.DataFrame:
             "siren": siren,
             "statutDiffusionUniteLegale": np.where(opted_out, "P", "O"),
             "dateCreationUniteLegale": created.astype(str),
-            "trancheEffectifsUniteLegale": _pick(rng, TRANCHES, size),
+            "trancheEffectifsUniteLegale": universe.headcount_bands(rng, legal),
             "dateDernierTraitementUniteLegale": np.char.add(processed.astype(str), "T08:15:00"),
             "etatAdministratifUniteLegale": np.where(ceased, "C", "A"),
             "nomUniteLegale": np.where(person, name, ""),

@@ -13,6 +13,9 @@ import dagster as dg
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The sandbox's default size in legal units, with the stock's mix: about a fifth are targets.
+SANDBOX_UNITS = 50_000
+
 
 class Settings(BaseSettings):
     """Each field is the variable of its name in upper case; secrets (keys, URLs that may embed a
@@ -24,8 +27,8 @@ class Settings(BaseSettings):
     ma_data_dir: str = "data"
     ma_warehouse_url: SecretStr = SecretStr("")
     ma_partitions_start: str = "2025-01-01"
-    # The sandbox: active companies, and the day its APIs answer as of (empty: today).
-    ma_sandbox_companies: int = 20_000
+    # The sandbox: active legal units, and the day its APIs answer as of (empty: today).
+    ma_sandbox_companies: int = SANDBOX_UNITS
     ma_sandbox_as_of: str = ""
     # Enrichment. No key: the sandbox. Unset rates mean the mode's default (Pappers: 10/s live,
     # 200/s on the sandbox).

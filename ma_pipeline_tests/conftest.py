@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ma_pipeline.enrichment.pappers import parse_entreprise, partition_tables
 from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode
 from ma_pipeline.resources import build_resources
 from ma_pipeline.sandbox import universe
@@ -36,6 +38,7 @@ from ma_pipeline.warehouse.base import Warehouse
 TEST_DATA = Path(__file__).parent / "data"
 SIRENE_SAMPLE = TEST_DATA / "StockUniteLegale_echantillon_2026.csv"
 PAPPERS_SAMPLE = TEST_DATA / "pappers_v2_entreprise_443061841.json"
+SANDBOX_SEED = SireneSource.model_fields["sandbox_seed"].default
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SANDBOX_AS_OF = date(2026, 1, 1)  # the day the API sandboxes answer as of, in tests
 FAST_API: dict[str, Any] = {
@@ -106,8 +109,7 @@ def make_resources(
     backoffs (``FAST_API``), so tests stay fast and deterministic; MLflow is SQLite under the
     test's data_dir; ``pappers`` overrides fields of the Pappers resource (a ``transport``...).
     """
-    seed = SireneSource.model_fields["sandbox_seed"].default
-    population = {"sandbox_companies": 500, "sandbox_seed": seed, **sandbox}
+    population = {"sandbox_companies": SANDBOX_UNITS, "sandbox_seed": SANDBOX_SEED, **sandbox}
     resources = build_resources(
         str(data_dir),
         warehouse_url,
@@ -132,27 +134,37 @@ def resources(data_dir: Path, warehouse_url: str) -> dict[str, Any]:
 
 
 SANDBOX_DAY = date(2025, 6, 2)  # the partition of ``sandbox_partition``
+SANDBOX_UNITS = 1_500  # legal units of the test sandbox: about 300 target companies
+
+
+@cache
+def sandbox_tables(units: int, day: date, as_of: date | None = None) -> dict[str, pl.DataFrame]:
+    """raw_companies and the four Pappers tables of the partition ``day``, as daily_job writes
+    them for the sandbox of ``units`` legal units: Pappers asked for the day's target companies,
+    answering as of ``as_of`` (default: the day)."""
+    stock = universe.stock(day, units, SANDBOX_SEED)
+    raw = validate(StockFile("sandbox", stock, "utf-8")).kept.select(
+        pl.lit(day).alias(PARTITION_COLUMN), *OUTPUT_COLUMNS
+    )
+    targets = select_targets(raw, day, TargetRules()).targets
+    truth = world(units, SANDBOX_SEED)
+    answers = (entreprise(truth, siren, as_of or day) for siren in targets["siren"])
+    records = [parse_entreprise(answer) for answer in answers if answer is not None]
+    return {"raw_companies": raw, **partition_tables(records, targets)}
 
 
 @pytest.fixture(scope="session")
 def sandbox_partition() -> dict[str, pl.DataFrame]:
     """One day (``SANDBOX_DAY``) of raw_companies and of the four Pappers tables as the pipeline
-    writes them, built in process from the sandbox (500 companies). Pappers answers as of
-    ``SANDBOX_AS_OF``, months later, so its snapshot holds accounts filed after the day, as in a
-    backfill."""
-    stock = universe.stock(SANDBOX_DAY, 500, 2026)
-    raw = validate(StockFile("sandbox", stock, "utf-8")).kept.select(
-        pl.lit(SANDBOX_DAY).alias(PARTITION_COLUMN), *OUTPUT_COLUMNS
-    )
-    active = raw.filter(pl.col("etat_administratif") == "A").select(PARTITION_COLUMN, "siren")
-    answers = (entreprise(world(500, 2026), siren, SANDBOX_AS_OF) for siren in active["siren"])
-    records = [parse_entreprise(answer) for answer in answers if answer is not None]
-    return {"raw_companies": raw, **partition_tables(records, active)}
+    writes them, built in process from the sandbox. Pappers answers as of ``SANDBOX_AS_OF``,
+    months later, so its snapshot holds accounts filed after the day, as in a backfill."""
+    return sandbox_tables(SANDBOX_UNITS, SANDBOX_DAY, SANDBOX_AS_OF)
 
 
 def sandbox_features(partition: dict[str, pl.DataFrame], day: date) -> pl.DataFrame:
-    """company_features of ``sandbox_partition``'s active companies as of ``day``."""
-    companies = partition["raw_companies"].filter(pl.col("etat_administratif") == "A")
+    """company_features of ``sandbox_partition``'s target companies as of ``day``."""
+    targets = partition["pappers_companies"].select("siren")
+    companies = partition["raw_companies"].join(targets, on="siren", how="semi")
     pappers = ("pappers_companies", "pappers_finances", "pappers_dirigeants", "pappers_procedures")
     return compute_features(FeatureInputs(companies, *(partition[t] for t in pappers)), day)
 

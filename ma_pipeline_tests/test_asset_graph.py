@@ -11,6 +11,7 @@ from syrupy.assertion import SnapshotAssertion
 from ma_pipeline.bootstrap import main as quick_start
 from ma_pipeline.definitions import defs
 from ma_pipeline.warehouse import connect_warehouse
+from ma_pipeline_tests.conftest import SANDBOX_UNITS
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
@@ -80,7 +81,7 @@ def test_every_table_the_quick_start_writes_is_an_asset(
 ) -> None:
     """The quick start's three runs (the day's inputs, training, the day's scores to the marts)
     on a small sandbox, then every table of the warehouse has an asset of the same key."""
-    monkeypatch.setenv("MA_SANDBOX_COMPANIES", "300")
+    monkeypatch.setenv("MA_SANDBOX_COMPANIES", str(SANDBOX_UNITS))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.delenv("MA_WAREHOUSE_URL", raising=False)
     (tmp_path / "dagster_home").mkdir()

@@ -80,11 +80,11 @@ def test_unset_variables_fall_back_to_the_embedded_defaults(monkeypatch) -> None
     for name in settings.Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     assert settings.value("MA_DATA_DIR") == "data"
-    assert settings.current("MA_SANDBOX_COMPANIES") == 20_000
+    assert settings.current("MA_SANDBOX_COMPANIES") == settings.SANDBOX_UNITS
     assert settings.value("MA_WAREHOUSE_URL") == ""
     assert settings.current("MA_PAPPERS_API_KEY") is None
     monkeypatch.setenv("MA_SANDBOX_COMPANIES", "")  # empty: unset
-    assert settings.current("MA_SANDBOX_COMPANIES") == 20_000
+    assert settings.current("MA_SANDBOX_COMPANIES") == settings.SANDBOX_UNITS
 
 
 def test_run_config_defaults_are_read_when_the_config_is_built(monkeypatch) -> None:

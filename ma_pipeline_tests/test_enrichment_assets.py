@@ -21,7 +21,7 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.sandbox.pappers_api import PappersSandbox
 from ma_pipeline.sandbox.transport import Faults
 from ma_pipeline.warehouse import TableRef, Warehouse, connect_warehouse
-from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
+from ma_pipeline_tests.conftest import SANDBOX_AS_OF, SANDBOX_UNITS, make_resources
 
 DAY = "2025-06-02"
 COMPANIES = TableRef("enrichment", "pappers_companies")
@@ -41,7 +41,7 @@ ENRICHMENT_KEYS = [
 KEY = "pk_live_do-not-leak-7f3a9c"
 
 
-def sandbox(n: int = 500, **kwargs: Any) -> PappersSandbox:
+def sandbox(n: int = SANDBOX_UNITS, **kwargs: Any) -> PappersSandbox:
     return PappersSandbox(n, 2026, as_of=SANDBOX_AS_OF, **kwargs)
 
 
@@ -212,14 +212,14 @@ def test_a_backfill_asks_each_siren_once_and_fills_every_day(
 def test_faults_are_survived_and_every_company_fetched(
     data_dir: Path, warehouse_url: str, warehouse: Warehouse
 ) -> None:
-    """2,000 active companies (about 1,100 targets) with 20 % 500s, 10 % 429s (Retry-After)
-    and 5 % timeouts."""
+    """6,000 active units (about 1,250 targets) with 20 % 500s, 10 % 429s (Retry-After) and
+    5 % timeouts."""
     faults = Faults(rate_500=0.2, rate_429=0.1, rate_timeout=0.05, retry_after_s=0)
-    transport = sandbox(2_000, faults=faults, fault_seed=7)
+    transport = sandbox(6_000, faults=faults, fault_seed=7)
     resources = make_resources(
         data_dir, warehouse_url, pappers={"transport": transport, "max_attempts": 15}
     )
-    resources["sirene"] = SireneSource(data_dir=str(data_dir), sandbox_companies=2_000)
+    resources["sirene"] = SireneSource(data_dir=str(data_dir), sandbox_companies=6_000)
     result = materialize(resources)
     assert result.success
     companies = targets(warehouse)

@@ -20,7 +20,7 @@ from ma_pipeline.contracts.sirene import INSEE_COLUMNS
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.reference import naf_hierarchy
 from ma_pipeline.warehouse import TableRef, connect_warehouse
-from ma_pipeline_tests.conftest import SIRENE_SAMPLE, make_resources
+from ma_pipeline_tests.conftest import SANDBOX_UNITS, SIRENE_SAMPLE, make_resources
 
 COMPANIES = TableRef("ingestion", "raw_companies")
 REJECTED = TableRef("ingestion", "raw_companies_rejected")
@@ -328,8 +328,15 @@ def test_the_sandbox_universe_is_deterministic_valid_and_moves_daily(data_dir: P
     assert set(later["siren"]) > set(first["siren"])  # creations, and nobody disappears
     ceased = (later["etat_administratif"] == "C").sum() - (first["etat_administratif"] == "C").sum()
     assert ceased > 0  # cessations
-    active = first.filter(pl.col("etat_administratif") == "A").height
-    assert 450 <= active <= 550  # make_resources asks for 500 active companies
+    active = first.filter(pl.col("etat_administratif") == "A")
+    assert 0.9 * SANDBOX_UNITS <= active.height <= 1.1 * SANDBOX_UNITS  # as make_resources asks
+    # The stock's mix, so that every target rule has units to drop: more than half sole traders,
+    # associations and public bodies, units not diffusible, unknown headcounts.
+    forms = active["categorie_juridique"].value_counts(normalize=True)
+    share = dict(zip(forms["categorie_juridique"], forms["proportion"], strict=True))
+    assert share["1000"] > 0.5 and share["9220"] > 0.03 and share["7210"] > 0
+    assert 0.05 < (active["statut_diffusion"] == "P").mean() < 0.2
+    assert active["tranche_effectifs"].null_count() > active.height / 2
     assert all(siren_problem(s) is None for s in later["siren"])
     assert set(later["activite_principale"]) <= set(naf_hierarchy()["code_sous_classe"])
     assert later["siren"].is_unique().all()

@@ -41,7 +41,7 @@ from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
 from ma_pipeline_tests.factories import ml_scores, sirens
 from ma_pipeline_tests.test_training_set import sandbox_tables, write_tables
 
-COMPANIES = 10_000
+COMPANIES = 50_000  # legal units: about 10,000 target companies
 LOOKBACK = {"ops": {"ml__training_set": {"config": {"lookback_months": 60}}}}
 TINY = {"ops": {"ma_models": {"config": {"train_fraction": 0.02}}}}
 MARGIN = TrainingConfig().promotion_margin

@@ -3,17 +3,14 @@ months after. Leakage tests: labels never look past their window, and nothing da
 as-of date changes its features."""
 
 from datetime import date, timedelta
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS
-from ma_pipeline.enrichment.pappers import TABLES, parse_entreprise, partition_tables
+from ma_pipeline.enrichment.pappers import TABLES
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
-from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ml.assets import ma_events, training_set
 from ma_pipeline.ml.dataset import (
     AS_OF,
@@ -27,34 +24,16 @@ from ma_pipeline.ml.events import EVENT_SCHEMA
 from ma_pipeline.ml.promotion import decide
 from ma_pipeline.ml.scorer import LABELS
 from ma_pipeline.ml.train import split_dates
-from ma_pipeline.sandbox import universe
-from ma_pipeline.sandbox.pappers_api import entreprise
-from ma_pipeline.sandbox.world import world
 from ma_pipeline.warehouse import PARTITION_COLUMN, TableRef, Warehouse
-from ma_pipeline_tests.conftest import SANDBOX_AS_OF, make_resources
+from ma_pipeline_tests.conftest import SANDBOX_AS_OF, SANDBOX_UNITS, make_resources, sandbox_tables
 
 SEED = 2026
 AS_OF_DAY = date(2024, 6, 1)
 FEATURES = [*MODEL_FEATURES, *CATEGORICAL_FEATURES]
 
 
-@cache
-def sandbox_tables(n_companies: int, day: date) -> dict[str, pl.DataFrame]:
-    """raw_companies and the four Pappers tables of the partition ``day``, as daily_job writes
-    them for the sandbox (Pappers answering as of ``day``)."""
-    stock = universe.stock(day, n_companies, SEED)
-    raw = validate(StockFile("sandbox", stock, "utf-8")).kept.select(
-        pl.lit(day).alias(PARTITION_COLUMN), *OUTPUT_COLUMNS
-    )
-    active = raw.filter(pl.col("etat_administratif") == "A").select(PARTITION_COLUMN, "siren")
-    truth = world(n_companies, SEED)
-    answers = (entreprise(truth, siren, day) for siren in active["siren"])
-    records = [parse_entreprise(answer) for answer in answers if answer is not None]
-    return {"raw_companies": raw, **partition_tables(records, active)}
-
-
-def snapshot(n_companies: int = 500, day: date = SANDBOX_AS_OF) -> Snapshot:
-    tables = sandbox_tables(n_companies, day)
+def snapshot(units: int = SANDBOX_UNITS, day: date = SANDBOX_AS_OF) -> Snapshot:
+    tables = sandbox_tables(units, day)
     return Snapshot(day, tables["raw_companies"], *(tables[name] for name in TABLES))
 
 
@@ -157,7 +136,7 @@ def test_a_feature_value_from_after_the_as_of_date_changes_nothing() -> None:
     before = build_training_set(base, events(), [AS_OF_DAY])
     after = build_training_set(rewritten, events(), [AS_OF_DAY])
 
-    assert before.height > 300
+    assert before.height > 200
     assert before.select("siren", *FEATURES).equals(after.select("siren", *FEATURES))
     assert after[LABELS["stabilite"]].all()  # the rewritten future does show in the labels
     # A later as-of date sees the rewritten facts: the test would catch a rule that ignored them.
@@ -224,8 +203,8 @@ def test_the_asset_reads_the_newest_partition_and_labels_closed_windows_only(
     data_dir: Path, warehouse_url: str, warehouse: Warehouse
 ) -> None:
     older = date(2025, 12, 1)
-    write_tables(warehouse, sandbox_tables(500, older), older)
-    write_tables(warehouse, sandbox_tables(500, SANDBOX_AS_OF), SANDBOX_AS_OF)
+    write_tables(warehouse, sandbox_tables(SANDBOX_UNITS, older), older)
+    write_tables(warehouse, sandbox_tables(SANDBOX_UNITS, SANDBOX_AS_OF), SANDBOX_AS_OF)
     resources = make_resources(data_dir, warehouse_url)
     config = {"ops": {"ml__training_set": {"config": {"lookback_months": 18}}}}
 
@@ -235,7 +214,7 @@ def test_the_asset_reads_the_newest_partition_and_labels_closed_windows_only(
     assert set(stored["snapshot_date"]) == {SANDBOX_AS_OF}
     assert sorted(set(stored[AS_OF])) == as_of_dates(SANDBOX_AS_OF, 18)  # 7 dates
     expected = build_training_set(
-        snapshot(500, SANDBOX_AS_OF),
+        snapshot(SANDBOX_UNITS, SANDBOX_AS_OF),
         warehouse.read(TableRef("ml", "ma_events")),
         as_of_dates(SANDBOX_AS_OF, 18),
     )

@@ -24,6 +24,7 @@ from ma_pipeline.enrichment.refresh import RefreshPlan, plan_refresh
 from ma_pipeline.enrichment.resource import ApiResource, today
 from ma_pipeline.enrichment.runner import BadApiKey, CreditsExhausted, EnrichmentRun
 from ma_pipeline.sandbox.pappers_api import PappersSandbox
+from ma_pipeline.settings import SANDBOX_UNITS
 from ma_pipeline.warehouse import PARTITION_COLUMN, Warehouse
 
 SOURCE = "pappers"
@@ -534,7 +535,8 @@ class PappersResource(ApiResource):
         default=0.05, description="Share of failed companies above which the asset fails"
     )
     sandbox_companies: int | None = Field(
-        default=20_000, description="MA_SANDBOX_COMPANIES: the universe the sandbox answers for"
+        default=SANDBOX_UNITS,
+        description="MA_SANDBOX_COMPANIES: the universe the sandbox answers for",
     )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox universe")
     sandbox_as_of: str | None = Field(

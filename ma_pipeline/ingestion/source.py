@@ -12,7 +12,7 @@ from pydantic import Field
 from ma_pipeline.ingestion.landing import LandingFile, stock_file_for, stock_files
 from ma_pipeline.ingestion.sirene import StockLoad, stock_batches, stock_load
 from ma_pipeline.sandbox import universe
-from ma_pipeline.settings import LaunchSettings
+from ma_pipeline.settings import SANDBOX_UNITS, LaunchSettings
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ class SireneSource(LaunchSettings):
         default="data", description="Files go in <data_dir>/landing; None: MA_DATA_DIR at launch"
     )
     sandbox_companies: int | None = Field(
-        default=20_000,
-        description="Active companies in the sandbox; None: MA_SANDBOX_COMPANIES at launch",
+        default=SANDBOX_UNITS,
+        description="Active legal units in the sandbox; None: MA_SANDBOX_COMPANIES at launch",
     )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox population")
     sandbox_change_rate: float = Field(

@@ -39,6 +39,9 @@ LEGAL_FORM_LABELS = {
     "5202": "Société en nom collectif",
     "1000": "Entrepreneur individuel",
     "6540": "Société civile immobilière",
+    "6599": "Société civile",
+    "9220": "Association déclarée",
+    "7210": "Commune et commune nouvelle",
 }
 # Headcount band -> (label, min, max), as Pappers writes them.
 BANDS: dict[str, tuple[str, int, int | None]] = {

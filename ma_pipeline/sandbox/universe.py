@@ -2,12 +2,16 @@
 
 A population is drawn once from ``(n_companies, seed)``: SIREN, NAF sous-classe, legal form,
 headcount band, creation date and, for some, a cessation date. The stock on a date D holds every
-company created on or before D, ceased ones marked ``C`` as in the real stock, so partitions differ
-from day to day (creations, cessations) while each company keeps its identity. About
-``n_companies`` are active on any date: creations and cessations both run at 5 % a year from 2020.
+unit created on or before D, ceased ones marked ``C`` as in the real stock, so partitions differ
+from day to day (creations, cessations) while each unit keeps its identity. About
+``n_companies`` legal units are active on any date: creations and cessations both run at 5 % a
+year from 2020.
 
-The mixes below are rounded shares chosen to look like the stock of French legal units; they are
-not official statistics.
+The mixes below are rounded shares chosen to look like the stock of French legal units (more than
+half sole traders, then companies, sociétés civiles, associations and public bodies; most
+headcounts unknown, a fifth of individuals not diffusible), so that the target rules have units to
+drop; they are not official statistics. ``bench/sirene_stock.py`` draws the national file from the
+same mixes.
 """
 
 from datetime import date
@@ -48,9 +52,23 @@ SECTION_WEIGHTS = {
     "B": 0.1,
     "O": 0.05,
 }
-# INSEE codes (Sirene writes SASU as 5710 and EURL as 5499, like SAS and SARL).
-LEGAL_FORMS = {"5710": 44, "5499": 38, "5599": 4, "5202": 2, "5498": 1, "1000": 6, "6540": 5}
-TRANCHES = {
+# INSEE codes (Sirene writes SASU as 5710 and EURL as 5499, like SAS and SARL): sole traders
+# (1000), companies (5xxx), sociétés civiles (65xx), associations (9220), public bodies (7210).
+LEGAL_FORMS = {
+    "1000": 53,
+    "5710": 15.5,
+    "5499": 13,
+    "5599": 1.5,
+    "5202": 0.5,
+    "5498": 1,
+    "6540": 6,
+    "6599": 1,
+    "9220": 8,
+    "7210": 0.5,
+}
+SOLE_TRADER = "1000"
+# Headcount bands by kind of unit; NN: unknown (empty in the stock).
+COMPANY_TRANCHES = {
     "NN": 33,
     "00": 8,
     "01": 18,
@@ -67,6 +85,20 @@ TRANCHES = {
     "51": 0.12,
     "52": 0.05,
     "53": 0.03,
+}
+SOLE_TRADER_TRANCHES = {"NN": 85, "00": 9, "01": 4.5, "02": 1.2, "03": 0.3}
+OTHER_TRANCHES = {
+    "NN": 70,
+    "00": 8,
+    "01": 7,
+    "02": 5,
+    "03": 3.5,
+    "11": 3,
+    "12": 2,
+    "21": 0.8,
+    "22": 0.5,
+    "31": 0.1,
+    "32": 0.1,
 }
 OPTED_OUT_PERSONS, OPTED_OUT_OTHERS = 20, 1  # % of units not diffusible (statutDiffusion P)
 _ETI_TRANCHES, _GE_TRANCHES = {"32", "41", "42", "51"}, {"52", "53"}
@@ -117,10 +149,20 @@ _FIRST_NAMES = {
 }
 
 
-def _draw(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
+def draw(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
     keys = np.array(list(weights))
     p = np.array(list(weights.values()), dtype=float)
     return keys[rng.choice(len(keys), size=size, p=p / p.sum())]
+
+
+def headcount_bands(rng: np.random.Generator, legal: np.ndarray) -> np.ndarray:
+    """A headcount band per unit, from the mix of its kind (sole trader, company, other)."""
+    company = np.char.startswith(legal.astype(str), "5")
+    return np.select(
+        [legal == SOLE_TRADER, company],
+        [draw(rng, SOLE_TRADER_TRANCHES, legal.size), draw(rng, COMPANY_TRANCHES, legal.size)],
+        draw(rng, OTHER_TRANCHES, legal.size),
+    )
 
 
 def _days(values: np.ndarray) -> pl.Series:
@@ -148,15 +190,17 @@ def population(n_companies: int, seed: int) -> pl.DataFrame:
     cessation = start + rng.exponential(365.25 / CESSATION_RATE, size)
 
     naf = naf_hierarchy()
-    section = _draw(rng, SECTION_WEIGHTS, size)
+    section = draw(rng, SECTION_WEIGHTS, size)
     sous_classe = np.empty(size, dtype=object)
     for (code,), group in naf.group_by("code_section", maintain_order=True):
         codes = group["code_sous_classe"].to_numpy()
         rows = np.flatnonzero(section == code)
         sous_classe[rows] = codes[rng.integers(0, len(codes), rows.size)]
-    legal = _draw(rng, LEGAL_FORMS, size)
-    legal[section == "L"] = np.where(rng.random((section == "L").sum()) < 0.7, "6540", "5499")
+    legal = draw(rng, LEGAL_FORMS, size)
+    estate = (section == "L") & (legal != SOLE_TRADER)  # real estate: mostly SCI
+    legal[estate] = np.where(rng.random(estate.sum()) < 0.7, "6540", "5499")
     sexe = np.where(rng.random(size) < 0.6, "M", "F")
+    bands = headcount_bands(rng, legal)
 
     frame = pl.DataFrame(
         {
@@ -166,7 +210,7 @@ def population(n_companies: int, seed: int) -> pl.DataFrame:
             "cessation": _days(np.where(cessation > horizon, -1, cessation)),
             "activite_principale": sous_classe.astype(str),
             "categorie_juridique": legal,
-            "tranche_effectifs": _draw(rng, TRANCHES, size),
+            "tranche_effectifs": bands,
             "name_a": np.array(_WORDS_A)[rng.integers(0, len(_WORDS_A), size)],
             "name_b": np.array(_WORDS_B)[rng.integers(0, len(_WORDS_B), size)],
             "sexe": sexe,
@@ -201,7 +245,7 @@ def stock(day: date, n_companies: int, seed: int, change_rate: float = CHANGE_RA
     """The StockUniteLegale file of ``day``: 35 text columns, as INSEE would publish them."""
     companies = population(n_companies, seed).filter(pl.col("creation") <= day)
     ceased = pl.col("cessation").is_not_null() & (pl.col("cessation") <= day)
-    person = pl.col("categorie_juridique") == "1000"
+    person = pl.col("categorie_juridique") == SOLE_TRADER
     employer = ~pl.col("tranche_effectifs").is_in(["NN", "00"])
     # Units whose owners opted out of publication: mostly individuals, as in the real stock.
     centile = pl.col("siren").str.slice(2, 2).cast(pl.Int32)
