@@ -29,45 +29,18 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from fastapi import FastAPI
 
 from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline.contracts.tables import ML_SCORES
 from ma_pipeline.scoring.publication import publish
 from ma_pipeline.warehouse import connect_warehouse
 from ma_pipeline_tests.factories import ml_scores, sirens
-from serving.app import create_app
 from serving.config import ApiSettings
-from serving.server import serve
 from serving.store import ApiStore
 
 DAY = date(2026, 11, 20)
 LUA = Path(__file__).with_name("bench_api.lua")
-TARGET_RATIO, TARGET_P99_MS = 0.5, 20.0
-
-
-def bench_app() -> FastAPI:
-    """The API plus a constant endpoint: the floor the lookup is compared with. It is routed
-    first, so the lookup also pays for the routes matched before its own: a strict ratio."""
-    app = create_app()
-
-    @app.get("/bench/constant", include_in_schema=False)
-    async def constant() -> dict[str, str]:
-        return {"status": "ok"}
-
-    app.router.routes.insert(0, app.router.routes.pop())
-    return app
-
-
-def bare_app() -> FastAPI:
-    """FastAPI alone: one constant route, no middleware, no partition."""
-    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
-
-    @app.get("/bench/constant")
-    async def constant() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
+TARGET_RATIO, TARGET_P99_MS, TARGET_MEMORY_MB = 0.5, 20.0, 1536
 
 
 @contextmanager
@@ -102,7 +75,7 @@ def server(
 ) -> Iterator[tuple[str, int]]:
     """An app of this module served in another process; yields its URL and pid once it answers
     (the API: once the partition is in memory)."""
-    command = [sys.executable, "-m", "bench.bench_api", "--serve", str(port), str(workers), factory]
+    command = [sys.executable, "-m", "bench.api_apps", str(port), str(workers), factory]
     with log.open("w") as sink:
         process = subprocess.Popen(command, stderr=sink, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
@@ -142,10 +115,29 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f[11]) + int(f[12]) for f in fields) / os.sysconf("SC_CLK_TCK")
 
 
-def memory_mb(pid: int) -> float:
-    """Resident memory of the server's processes."""
-    rss = [re.search(r"VmRSS:\s+(\d+) kB", (p / "status").read_text()) for p in _processes(pid)]
-    return sum(int(m.group(1)) for m in rss if m) / 1024
+def memory_mb(pid: int) -> list[dict[str, float]]:
+    """Memory of each of the server's processes, in MB: ``pss``, each page shared by several
+    processes (the mapped partition file) split among them, so the sum is what the server holds,
+    in its ``anon`` (private heap) and ``file`` (mapped files) parts; and ``rss``, its resident
+    set, which counts a shared page in every process that maps it."""
+    fields = {"pss": "Pss", "anon": "Pss_Anon", "file": "Pss_File", "rss": "Rss"}
+    found = []
+    for process in _processes(pid):
+        rollup = (process / "smaps_rollup").read_text()
+        values = {k: re.search(rf"^{v}:\s+(\d+) kB", rollup, re.M) for k, v in fields.items()}
+        found.append({k: int(m.group(1)) / 1024 if m else 0.0 for k, m in values.items()})
+    return found
+
+
+def print_memory(pid: int, when: str) -> None:
+    processes = memory_mb(pid)
+    total = {k: sum(p[k] for p in processes) for k in ("pss", "anon", "file", "rss")}
+    print(
+        f"server memory {when}: {total['pss']:,.0f} MB PSS (target <= {TARGET_MEMORY_MB:,} MB):"
+        f" {total['anon']:,.0f} MB private heap, {total['file']:,.0f} MB mapped files;"
+        f" {total['rss']:,.0f} MB as a sum of RSS. Per process (supervisor first), PSS heap +"
+        " files: " + ", ".join(f"{p['anon']:,.0f} + {p['file']:,.0f}" for p in processes)
+    )
 
 
 def wrk(
@@ -205,11 +197,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each endpoint, interleaved")
     parser.add_argument("--pg", help="PostgreSQL server: publish and serve from a scratch database")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        port, workers, factory = args.serve
-        sys.exit(serve(f"bench.bench_api:{factory}", "127.0.0.1", int(port), int(workers)))
 
     companies = sirens(args.companies)
     with tempfile.TemporaryDirectory() as folder, _warehouse(args.pg, Path(folder)) as url:
@@ -220,7 +208,7 @@ def main() -> None:
         runs: dict[str, list[dict[str, float]]] = {"constant": [], "company": [], "bare": []}
         env = {"MA_DATA_DIR": str(data_dir), "MA_WAREHOUSE_URL": url}
         with server(args.port, args.workers, env, Path(folder) / "api.log") as (base, pid):
-            print(f"server memory with the partition loaded: {memory_mb(pid):,.0f} MB")
+            print_memory(pid, "with the partition loaded")
             for _ in range(args.rounds):
                 runs["constant"].append(wrk(f"{base}/bench/constant", pid, args))
                 runs["company"].append(
@@ -232,6 +220,9 @@ def main() -> None:
                         script=["/v1/companies/", str(lookups)],
                     )
                 )
+            print_memory(pid, "after the look-ups")
+            files = list((data_dir / "serving").glob("*.arrow"))
+            print(f"partition file: {sum(f.stat().st_size for f in files) / 1e6:,.0f} MB")
         bare = server(args.port + 1, args.workers, {}, Path(folder) / "bare.log", "bare_app")
         with bare as (base, pid):
             runs["bare"] = [wrk(f"{base}/bench/constant", pid, args) for _ in range(args.rounds)]

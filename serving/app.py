@@ -49,7 +49,7 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
-    served = Served(open_store(settings))
+    served = Served(open_store(settings), settings.partition_files)
     api_store = ApiStore(settings.api_database)
 
     @asynccontextmanager

@@ -52,6 +52,11 @@ class ApiSettings(BaseSettings):
         return snapshot_paths(self.data_dir)
 
     @property
+    def partition_files(self) -> Path:
+        """Where the workers share the published partitions they serve (``Served``)."""
+        return self.data_dir / "serving"
+
+    @property
     def api_database(self) -> str:
         """Where API keys and score requests live: never the DuckDB warehouse, which the API
         must not write while the pipeline holds its lock."""

@@ -6,14 +6,15 @@ import re
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.published import Served
+if TYPE_CHECKING:  # the server's supervisor imports this module: it must stay light
+    from serving.published import Served
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -79,7 +80,7 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
 class Metrics:
     """The app's Prometheus metrics, in a registry of its own (one app, one registry)."""
 
-    def __init__(self, served: Served) -> None:
+    def __init__(self, served: "Served") -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "ma_api_requests",
@@ -109,7 +110,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _midnight_timestamp(served: Served) -> float:
+def _midnight_timestamp(served: "Served") -> float:
     latest = served.view.latest
     if latest is None:
         return 0.0

@@ -1,33 +1,33 @@
 """Published scores as the API reads them: two stores behind one interface, and the newest
-published partition in memory.
+published partition served from a file the workers share.
 
 DuckDB mode reads the Parquet snapshot under ``$MA_DATA_DIR/published/`` and never opens the
 warehouse file, whose lock the pipeline holds while it writes; PostgreSQL mode reads
 ``serving.published_scores`` through SQLAlchemy, joined to ``serving.score_publications``. Either
 way only partitions listed in the publications record are served.
 
-Scores change once a day, so ``Served`` keeps the newest published partition in memory, sorted by
-SIREN with an int64 copy of the SIRENs for binary search, checks the publications record every
-few seconds (never per request) and swaps in a newer partition with one assignment: a request
-sees the old partition or the new one, never a mix.
+Scores change once a day, so ``Served`` serves the newest published partition from its partition
+file (``serving.partition_file``: written once by the first worker that needs it, mapped by every
+worker), checks the publications record every few seconds (never per request) and swaps in a
+newer partition with one assignment: a request sees the old partition or the new one, never a mix.
 """
 
+import fcntl
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import anyio
-import numpy as np
 import polars as pl
 import psycopg
-import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from ma_pipeline.contracts.answers import company_json
 from ma_pipeline.contracts.api_store import sqlalchemy_url
 from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.contracts.snapshot import SnapshotPaths
@@ -40,18 +40,17 @@ from ma_pipeline.contracts.tables import (
 )
 from ma_pipeline.warehouse import connect_warehouse
 from serving.config import ApiSettings
+from serving.partition_file import (
+    LIST_COLUMNS,
+    SCORE_COLUMNS,
+    PartitionFile,
+    remove_stale,
+    write_partition_file,
+)
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = tuple(f"score_{s}" for s in SCORES)
-LIST_COLUMNS = (
-    "siren",
-    "nom_entreprise",
-    "activite_principale",
-    "departement",
-    *SCORE_COLUMNS,
-    "confidence",
-)
+BLOCK_ROWS = 100_000  # rows of a partition read and rendered at a time into its file
 HISTORY_COLUMNS = (
     "partition_date",
     *SCORE_COLUMNS,
@@ -97,8 +96,9 @@ class PublishedStore(Protocol):
     def publications(self) -> list[Publication]:
         """Every publication, newest partition first (empty before the first one)."""
 
-    def partition(self, day: date) -> pl.DataFrame:
-        """Every row of a published partition."""
+    def blocks(self, day: date, rows: int) -> Iterator[pl.DataFrame]:
+        """Every row of a published partition, in blocks of at most ``rows`` in SIREN order;
+        the first block is yielded even when empty."""
 
     def history(self, siren: str, start: date, end: date) -> list[dict[str, Any]]:
         """``HISTORY_COLUMNS`` of one company in the published partitions of [start, end]."""
@@ -127,8 +127,12 @@ class SnapshotStore:
         frame = pl.read_parquet(self.paths.publications, columns=list(PUBLICATION_COLUMNS))
         return [Publication(*row) for row in frame.sort("partition_date", descending=True).rows()]
 
-    def partition(self, day: date) -> pl.DataFrame:
-        return pl.read_parquet(self.paths.scores(day))
+    def blocks(self, day: date, rows: int) -> Iterator[pl.DataFrame]:
+        # publish writes the snapshot sorted by SIREN.
+        parquet = pq.ParquetFile(self.paths.scores(day))
+        yield pl.from_arrow(parquet.schema_arrow.empty_table())
+        for batch in parquet.iter_batches(batch_size=rows):
+            yield pl.from_arrow(batch)
 
     def history(self, siren: str, start: date, end: date) -> list[dict[str, Any]]:
         # Only listed days: a partition's file is complete before the record lists it.
@@ -196,8 +200,18 @@ class PostgresStore:
         rows = self._rows(sa.select(*table.c).order_by(table.c.partition_date.desc()))
         return [Publication(*row.values()) for row in rows]
 
-    def partition(self, day: date) -> pl.DataFrame:
-        return self.warehouse.read(PUBLISHED_SCORES, start=day, end=day)
+    def blocks(self, day: date, rows: int) -> Iterator[pl.DataFrame]:
+        sql = (
+            f"SELECT * FROM {PUBLISHED_SCORES.sql} WHERE partition_date = $1 AND siren > $2"
+            " ORDER BY siren LIMIT $3"
+        )
+        last = ""
+        while True:
+            block = self.warehouse.query(sql, [day, last, rows])
+            yield block
+            if block.height < rows:
+                return
+            last = block["siren"][-1]
 
     def history(self, siren: str, start: date, end: date) -> list[dict[str, Any]]:
         scores = _table(PUBLISHED_SCORES, ("siren", *HISTORY_COLUMNS))
@@ -258,53 +272,16 @@ def open_store(settings: ApiSettings) -> PublishedStore:
 
 
 @dataclass(frozen=True)
-class Answers:
-    """Every company's answer to ``GET /v1/companies/{siren}``, rendered once per partition.
-
-    The partition changes once a day and is read by SIREN all day. Rendered by polars (in Rust,
-    on every core) when the partition is loaded, a look-up is a slice of one buffer; building
-    and serialising the answer per request was most of the look-up's cost. It costs memory:
-    ~1.7 kB of JSON per company, ~2 GB resident for 1M against ~1 GB for the row matrices it
-    replaced, and the load no longer holds the GIL for long (it stalled requests for up to
-    ~0.4 s at each new partition).
-    """
-
-    offsets: np.ndarray  # int64, rows + 1: answer i is data[offsets[i]:offsets[i + 1]]
-    data: memoryview
-
-    @classmethod
-    def render(cls, frame: pl.DataFrame) -> "Answers":
-        answers = frame.lazy().select(company_json()).collect(engine="streaming").to_series()
-        array = answers.rechunk().to_arrow().cast(pa.large_binary())  # one buffer, int64 offsets
-        _, offsets, data = array.buffers()
-        first = array.offset
-        return cls(
-            np.frombuffer(offsets, np.int64)[first : first + len(array) + 1], memoryview(data)
-        )
-
-    def __getitem__(self, index: int) -> bytes:
-        return bytes(self.data[self.offsets[index] : self.offsets[index + 1]])
-
-
-@dataclass(frozen=True)
 class Partition:
-    """One published partition, sorted by SIREN: the columns lists filter and sort on in a
-    polars frame, and every column row by row for the company lookup."""
+    """One published partition, served from its partition file: the list columns as a polars
+    frame over the file's mapped pages, each company's answer by SIREN."""
 
     publication: Publication
-    frame: pl.DataFrame
-    sirens: np.ndarray  # the SIRENs as int64, sorted: a binary search takes ~1 µs
-    answers: Answers
+    file: PartitionFile
 
-    @classmethod
-    def build(cls, publication: Publication, frame: pl.DataFrame) -> "Partition":
-        frame = frame.sort("siren")
-        return cls(
-            publication,
-            frame.select(*LIST_COLUMNS, "naf_section", "naf_division"),
-            frame["siren"].cast(pl.Int64).to_numpy(),
-            Answers.render(frame),
-        )
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self.file.frame
 
     @property
     def day(self) -> date:
@@ -312,11 +289,7 @@ class Partition:
 
     def company(self, siren: str) -> bytes | None:
         """The company's answer (JSON), or None when it is not in the partition."""
-        key = int(siren)
-        index = int(self.sirens.searchsorted(key))
-        if index == len(self.sirens) or self.sirens[index] != key:
-            return None
-        return self.answers[index]
+        return self.file.answer(siren)
 
     def page(
         self, sort: str, where: list[pl.Expr], after: tuple[float, str] | None, limit: int
@@ -368,11 +341,31 @@ class View:
         raise NotPublished(f"no published scores for {day}")
 
 
-class Served:
-    """The newest published partition in memory, refreshed when a newer publication appears."""
+def file_name(publication: Publication) -> str:
+    """A publication's partition file: a re-publication of a day is a new file."""
+    return f"scores_{publication.day}_{publication.published_at:%Y%m%dT%H%M%S%f}.arrow"
 
-    def __init__(self, store: PublishedStore, other_partitions: int = 2) -> None:
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """The directory's lock, across the workers (and servers) that share it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Served:
+    """The newest published partition, refreshed when a newer publication appears; partitions
+    are served from the files under ``directory``, shared by every worker that names it."""
+
+    def __init__(self, store: PublishedStore, directory: Path, other_partitions: int = 2) -> None:
         self.store = store
+        self.directory = directory
+        self.kept_files = other_partitions + 1
         self.view = View()
         # Partitions asked for by date= stay cached too; a re-publication changes the key.
         self._load = functools.lru_cache(maxsize=other_partitions)(self._load_partition)
@@ -400,7 +393,7 @@ class Served:
                 log.exception("refreshing the published partition failed")
 
     def partition(self, day: date | None) -> Partition:
-        """The partition of ``day`` (default: the newest); blocking when it is not in memory."""
+        """The partition of ``day`` (default: the newest); blocking when it is not mapped yet."""
         view = self.view
         if view.latest is None:
             raise NotPublished("no partition has been published yet")
@@ -409,4 +402,17 @@ class Served:
         return self._load(view.publication(day))
 
     def _load_partition(self, publication: Publication) -> Partition:
-        return Partition.build(publication, self.store.partition(publication.day))
+        """The publication's partition file, written first if no worker has written it yet; the
+        files kept then are this one and those of the newest publications (as many as a worker
+        caches), so the directory holds a few partitions, not every day ever served."""
+        path = self.directory / file_name(publication)
+        with _locked(self.directory):
+            if not path.exists():
+                rows = write_partition_file(self.store.blocks(publication.day, BLOCK_ROWS), path)
+                log.info(
+                    "partition file written",
+                    extra={"partition_date": publication.day.isoformat(), "companies": rows},
+                )
+                newest = self.store.publications()[: self.kept_files]
+                remove_stale(self.directory, {path.name, *map(file_name, newest)})
+            return Partition(publication, PartitionFile(path))

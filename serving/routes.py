@@ -1,8 +1,8 @@
 """The routes: `/v1` for clients (API key with scopes), `/health` and `/metrics` for operators.
 
-``/companies/{siren}``, ``/scores`` and ``/sectors`` answer from the partition in memory; history,
-contacts and models read the store; score requests read and write the API's database. Nothing
-here runs a model.
+``/companies/{siren}``, ``/scores`` and ``/sectors`` answer from the served partition (its
+mapped file); history, contacts and models read the store; score requests read and write the
+API's database. Nothing here runs a model.
 """
 
 import base64
