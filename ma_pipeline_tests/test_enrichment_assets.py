@@ -13,8 +13,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.contracts.tables import API_CACHE
-from ma_pipeline.enrichment.assets import pappers_enrichment
+from ma_pipeline.contracts.tables import API_CACHE, ML_SCORES
+from ma_pipeline.enrichment.assets import last_scores, pappers_enrichment
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.ingestion.source import SireneSource
@@ -22,6 +22,7 @@ from ma_pipeline.sandbox.pappers_api import PappersSandbox
 from ma_pipeline.sandbox.transport import Faults
 from ma_pipeline.warehouse import TableRef, Warehouse, connect_warehouse
 from ma_pipeline_tests.conftest import SANDBOX_AS_OF, SANDBOX_UNITS, make_resources
+from ma_pipeline_tests.factories import ml_scores, sirens
 
 DAY = "2025-06-02"
 COMPANIES = TableRef("enrichment", "pappers_companies")
@@ -396,3 +397,23 @@ def test_an_unknown_siren_is_a_cached_negative_answer(data_dir: Path) -> None:
     again = pappers.enrich(["443061841"], warehouse)
     assert again.negatives == {"443061841"} and again.cache_hits == 1
     assert transport.requests == 1 and transport.statuses == {404: 1}
+
+
+def test_the_fetch_order_reads_each_target_s_newest_score_before_the_day(
+    warehouse: Warehouse,
+) -> None:
+    """The scores of the newest day scored before the run's first day; none before any."""
+    companies = sirens(4)
+    asked = pl.DataFrame({"siren": [*companies[:3], "999999999"]})
+    day = date(2026, 3, 10)
+    assert last_scores(warehouse, asked, day).is_empty()  # no ml_scores table yet
+    for offset, seed in ((-3, 1), (-1, 2), (0, 3)):
+        scored = ml_scores(day + timedelta(days=offset), companies, seed=seed)
+        warehouse.replace_partitions(ML_SCORES, scored, [day + timedelta(days=offset)])
+
+    found = last_scores(warehouse, asked, day).sort("siren")
+
+    newest = ml_scores(day - timedelta(days=1), companies, seed=2).sort("siren")[:3]
+    assert found["siren"].to_list() == companies[:3]
+    assert found["last_score"].to_list() == newest["score_ma"].to_list()
+    assert last_scores(warehouse, asked, day - timedelta(days=3)).is_empty()

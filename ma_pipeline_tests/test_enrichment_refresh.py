@@ -82,3 +82,18 @@ def test_a_new_target_over_budget_has_no_answer_to_serve() -> None:
 
     assert plan.fetch == ["N1"] and plan.reuse == []
     assert plan.backlog == 1 and plan.metadata()["backlog_by_reason"]["new"] == 1
+
+
+def test_inside_a_reason_and_a_fetch_day_the_highest_last_score_comes_first() -> None:
+    """A short budget goes to the companies deal teams look at: within new targets, and among
+    old answers fetched the same day; an older answer still comes before a higher score."""
+    answers = stored(("O1", 40, VERSION, False), ("O2", 40, VERSION, False))
+    answers = pl.concat([answers, stored(("O3", 50, VERSION, False))])
+    universe = targets("N1", "N2", "N3", "O1", "O2", "O3").with_columns(
+        last_score=pl.Series([None, 80.0, 20.0, 10.0, 90.0, 5.0])
+    )
+
+    plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=5)
+
+    assert plan.fetch == ["N2", "N3", "N1", "O3", "O2"]  # unscored last; older, then scored
+    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "old": 1}

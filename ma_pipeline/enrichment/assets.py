@@ -17,7 +17,7 @@ from ma_pipeline.enrichment.pappers import (
     PappersResource,
     partition_tables,
 )
-from ma_pipeline.enrichment.refresh import VERSION_COLUMN
+from ma_pipeline.enrichment.refresh import LAST_SCORE, VERSION_COLUMN
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
@@ -108,13 +108,35 @@ def failures_frame(run: EnrichmentRun[Any], companies_by_day: pl.DataFrame) -> p
 
 def targets_with_versions(backend: Warehouse, companies_by_day: pl.DataFrame) -> pl.DataFrame:
     """Each target SIREN with its SIRENE record's last processing, as of the run's last day
-    that holds it (what a stored answer is compared with)."""
+    that holds it (what a stored answer is compared with), and its last M&A score."""
     rows = backend.lookup(
         tables.RAW_COMPANIES,
         companies_by_day,
         columns=[PARTITION_COLUMN, "siren", VERSION_COLUMN],
     )
-    return rows.sort(PARTITION_COLUMN).unique("siren", keep="last").select("siren", VERSION_COLUMN)
+    targets = rows.sort(PARTITION_COLUMN).unique("siren", keep="last")
+    first_day = companies_by_day[PARTITION_COLUMN].min()
+    scores = last_scores(backend, targets.select("siren"), first_day)
+    return targets.select("siren", VERSION_COLUMN).join(scores, on="siren", how="left")
+
+
+def last_scores(backend: Warehouse, sirens: pl.DataFrame, before: date) -> pl.DataFrame:
+    """``siren``, ``last_score``: the score_ma of each SIREN on the newest day scored before
+    ``before``. Only an order for the fetches, read without a dependency: ml_scores is
+    downstream of the enrichment."""
+    empty = pl.DataFrame(schema={"siren": pl.String, LAST_SCORE: pl.Float64})
+    if not backend.columns(tables.ML_SCORES):
+        return empty
+    newest = backend.query(
+        f'SELECT max("{PARTITION_COLUMN}") AS day FROM {tables.ML_SCORES.sql}'
+        f' WHERE "{PARTITION_COLUMN}" < $1',
+        [before],
+    )["day"][0]
+    if newest is None:
+        return empty
+    keys = sirens.select(pl.lit(newest).alias(PARTITION_COLUMN), "siren")
+    found = backend.lookup(tables.ML_SCORES, keys, columns=["siren", "score_ma"])
+    return found.select("siren", pl.col("score_ma").cast(pl.Float64).alias(LAST_SCORE))
 
 
 def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:

@@ -8,9 +8,11 @@ A target is due when
   answer was partial (Pappers' 206); an answer stored without a version is not ``changed``;
 - ``old``: its stored answer is older than the maximum age.
 
-Due targets are fetched highest priority first (new, changed, then the oldest answer first)
-within the day's call budget; the others are the backlog, due again the next day. Every target
-that is not fetched is served from its stored answer, whatever its age, at no cost.
+Due targets are fetched highest priority first within the day's call budget: new, then changed,
+then old; inside each, the oldest answer first (by the day it was fetched), then the highest last
+M&A score (``last_score``, when given: the companies deal teams look at), then the SIREN. The
+others are the backlog, due again the next day. Every target that is not fetched is served from
+its stored answer, whatever its age, at no cost.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import polars as pl
 REASONS = ("new", "changed", "old")
 # What a target's stored answer was fetched for: its SIRENE record's last processing.
 VERSION_COLUMN = "date_dernier_traitement"
+LAST_SCORE = "last_score"  # optional column of the targets: their newest score_ma
 
 
 def version_of(processed: pl.Expr) -> pl.Expr:
@@ -68,11 +71,16 @@ def plan_refresh(
     max_age: timedelta,
     budget: int | None,
 ) -> RefreshPlan:
-    """The plan for ``targets`` (``siren``, ``date_dernier_traitement``) given the answers
-    ``stored`` for them (``key``, ``fetched_at``, ``partial``, ``version``), at most ``budget``
-    calls (None: no limit)."""
+    """The plan for ``targets`` (``siren``, ``date_dernier_traitement``, optionally
+    ``last_score``) given the answers ``stored`` for them (``key``, ``fetched_at``, ``partial``,
+    ``version``), at most ``budget`` calls (None: no limit)."""
+    score = pl.col(LAST_SCORE) if LAST_SCORE in targets.columns else pl.lit(None, pl.Float64)
     rows = (
-        targets.select("siren", version_of(pl.col(VERSION_COLUMN)).alias("current"))
+        targets.select(
+            "siren",
+            version_of(pl.col(VERSION_COLUMN)).alias("current"),
+            score.cast(pl.Float64).alias(LAST_SCORE),
+        )
         .unique("siren")
         .join(
             stored.select(pl.col("key").alias("siren"), "fetched_at", "partial", "version"),
@@ -96,7 +104,12 @@ def plan_refresh(
     due = (
         rows.filter(pl.col("reason").is_not_null())
         .with_columns(rank=pl.col("reason").replace_strict(REASONS, range(len(REASONS))))
-        .sort("rank", "fetched_at", "siren", nulls_last=False)
+        .with_columns(fetched_on=pl.col("fetched_at").dt.date())
+        .sort(
+            ["rank", "fetched_on", LAST_SCORE, "siren"],
+            descending=[False, False, True, False],
+            nulls_last=[False, False, True, False],
+        )
     )
     fetched = due.head(max(budget, 0)) if budget is not None else due
     backlog = due.slice(fetched.height)
