@@ -30,6 +30,7 @@ from ma_pipeline.warehouse import (
     Warehouse,
     WarehouseIOManager,
     WarehouseResource,
+    WarehouseViewIOManager,
     connect_warehouse,
 )
 from ma_pipeline_tests.conftest import SANDBOX_DAY, make_resources, sandbox_features
@@ -158,6 +159,7 @@ def test_champions_carry_over_and_a_failed_check_never_replaces_the_served_day(
             resources={
                 "warehouse": resource,
                 "io_manager": WarehouseIOManager(warehouse=resource),
+                "view_io_manager": WarehouseViewIOManager(warehouse=resource),
                 "mlflow": mlflow,
             },
         ).resolve_implicit_global_asset_job_def()
@@ -260,3 +262,48 @@ def test_the_quick_start_ends_with_the_served_days_top_targets_and_their_reasons
     assert best["siren"] in summary[1] and f"M&A {best['score_ma']:.1f}" in summary[1]
     assert summary[2].startswith("    why: age_dirigeant_max = 10 (")
     assert len(summary) == 1 + 3 * 2
+
+
+def test_scoring_in_siren_blocks_gives_the_rows_of_one_pass(
+    tmp_path: Path, sandbox_partition: dict[str, pl.DataFrame], boosters: dict[str, lgb.Booster]
+) -> None:
+    """Three days in one run, each scored in blocks of 37 companies (the features and the
+    previous day read by SIREN range) and in one block: the same rows, the same carry-over."""
+    registry = Champions(models={s: b.model_to_string() for s, b in boosters.items()})
+
+    def scored(block_rows: int) -> tuple[pl.DataFrame, list[Any]]:
+        data_dir = tmp_path / str(block_rows)
+        url = f"duckdb:///{data_dir / 'warehouse.duckdb'}"
+        warehouse = connect_warehouse(url, data_dir)
+        for day in (D1, D2, D3):
+            warehouse.replace_partitions(FEATURES, sandbox_features(sandbox_partition, day), [day])
+        resource = WarehouseResource(url=url, data_dir=str(data_dir))
+        job = dg.Definitions(
+            assets=[
+                dg.AssetSpec(COMPANY_FEATURES, partitions_def=daily_partitions),
+                dg.AssetSpec(keys.MA_MODELS),
+                ml_scores,
+            ],
+            resources={
+                "warehouse": resource,
+                "view_io_manager": WarehouseViewIOManager(warehouse=resource),
+                "mlflow": registry,
+            },
+        ).resolve_implicit_global_asset_job_def()
+        config = {"ops": {ml_scores.op.name: {"config": {"block_rows": block_rows}}}}
+        result = job.execute_in_process(run_config=config, tags=backfill_tags(D1, D3))
+        assert result.success
+        event = result.get_asset_materialization_events()[0]  # one per day, the same metadata
+        by_day = event.materialization.metadata["by_partition"].value
+        rows = warehouse.read(ML_SCORES).select(NOT_CALCULATED_AT)
+        return rows.sort("partition_date", "siren"), [by_day, event.materialization.metadata]
+
+    blocks, (blocks_by_day, blocks_meta) = scored(37)
+    whole, (whole_by_day, whole_meta) = scored(1_000_000)
+
+    assert blocks.height == 3 * sandbox_features(sandbox_partition, D1).height > 37 * 3
+    assert blocks.equals(whole)
+    assert blocks_by_day == whole_by_day  # recomputed and carried over, per day
+    assert blocks_meta["carried_over"].value > 0
+    for key in ("score_means", "top_targets", "dagster/row_count"):
+        assert blocks_meta[key] == whole_meta[key]

@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts.tables import RAW_COMPANIES, TARGET_COMPANIES
+from ma_pipeline.ingestion import assets
 from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline_tests.conftest import make_resources
@@ -124,3 +125,29 @@ def test_the_asset_writes_the_targets_with_the_funnel_and_takes_rules_from_the_r
     run({"legal_form_families": [], "with_employees": False})
     wider = warehouse.read(TARGET_COMPANIES, start=DAY, end=DAY)
     assert wider.height > targets.height
+
+
+def test_read_in_siren_ranges_the_targets_and_funnel_are_those_of_one_pass(
+    data_dir: Path, monkeypatch: Any
+) -> None:
+    """A national universe is read a range of SIRENs at a time: here about 100 units a range."""
+    monkeypatch.setattr(assets, "RULE_BLOCK_ROWS", 100)
+    resources = make_resources(data_dir, f"duckdb:///{data_dir / 'warehouse.duckdb'}")
+    warehouse = resources["warehouse"].backend()
+
+    result = dg.materialize(
+        [raw_companies, target_companies], partition_key=DAY.isoformat(), resources=resources
+    )
+
+    raw = warehouse.read(RAW_COMPANIES, start=DAY, end=DAY)
+    assert raw.height > 1_000  # more than ten ranges
+    whole = select_targets(raw, DAY, TargetRules())
+    stored = warehouse.read(TARGET_COMPANIES, start=DAY, end=DAY)
+    assert stored.sort("siren").equals(whole.targets.select(stored.columns))
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "target_companies"
+    ]
+    funnel = event.materialization.metadata["kept_and_dropped_by_rule"].value
+    assert funnel == {rule: {"kept": k, "dropped": d} for rule, k, d in whole.funnel.rows()}

@@ -58,3 +58,12 @@ def siren_problem_expr(column: str) -> pl.Expr:
         .then(pl.lit("check digit is wrong (Luhn)"))
         .otherwise(pl.lit(None, pl.String))
     )
+
+
+def siren_ranges(rows: int, block_rows: int) -> list[tuple[str, str]]:
+    """[first, last] SIRENs of even ranges of the SIREN space, enough of them for ``rows``
+    SIRENs to come about ``block_rows`` at a time: a universe too large for memory is read
+    range by range. Real SIRENs cluster (most start with 3 to 9), so ranges are uneven there."""
+    blocks = max(1, -(-rows // block_rows))
+    bounds = [i * 10**9 // blocks for i in range(blocks + 1)]
+    return [(f"{bounds[i]:09d}", f"{bounds[i + 1] - 1:09d}") for i in range(blocks)]

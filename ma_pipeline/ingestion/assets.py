@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.siren import siren_ranges
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
@@ -23,6 +24,8 @@ from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 VERSION = source_version(sys.modules[__name__], sirene, source)
+# Units target_companies reads at a time: about 0.3 GB of the rules' columns.
+RULE_BLOCK_ROWS = 1_000_000
 
 
 STOCK_DAYS_SCHEMA = {
@@ -229,20 +232,31 @@ def target_companies(
 ) -> dg.Output[pl.DataFrame]:
     """The SIRENs of each day's raw_companies that pass every target rule
     (``ingestion.targets``): only they are enriched, featured and scored. The metadata shows
-    how many units each rule kept and dropped. Days are read one at a time, and only the
-    columns the rules use: a backfill of a national universe holds one day's columns."""
+    how many units each rule kept and dropped. Days are read one at a time, each in ranges of
+    SIRENs (about ``RULE_BLOCK_ROWS`` units), and only the columns the rules use: memory holds
+    one range's columns and the targets, whatever the universe."""
     days = [date.fromisoformat(k) for k in context.partition_keys]
     backend = warehouse.backend()
-    selections, units = {}, 0
+    chosen_by_day, funnels, units = [], [], 0
     for day in days:
-        rows = backend.read(tables.RAW_COMPANIES, start=day, end=day, columns=targets.RULE_COLUMNS)
-        units += rows.height
-        selections[day] = select_targets(rows, day, config)
-    funnel = pl.concat(
-        s.funnel.select(pl.lit(str(day)).alias("partition"), pl.all())
-        for day, s in selections.items()
+        for block in siren_ranges(backend.count(tables.RAW_COMPANIES, day), RULE_BLOCK_ROWS):
+            rows = backend.read(
+                tables.RAW_COMPANIES,
+                start=day,
+                end=day,
+                columns=targets.RULE_COLUMNS,
+                sirens=block,
+            )
+            units += rows.height
+            selection = select_targets(rows, day, config)
+            chosen_by_day.append(selection.targets)
+            funnels.append(selection.funnel.select(pl.lit(str(day)).alias("partition"), pl.all()))
+    funnel = (
+        pl.concat(funnels)
+        .group_by("partition", "rule", maintain_order=True)
+        .agg(pl.col("kept", "dropped").sum())
     )
-    chosen = pl.concat(s.targets for s in selections.values())
+    chosen = pl.concat(chosen_by_day).sort(PARTITION_COLUMN, "siren")
     if chosen.is_empty() and units:
         context.log.warning(f"no target company over {len(days)} day(s): check the rules")
     context.log.info(f"{chosen.height} target companies of {units} units over {len(days)} day(s)")

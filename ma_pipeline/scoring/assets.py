@@ -11,7 +11,7 @@ itself (a self-dependency), never from its published copy downstream.
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -21,6 +21,7 @@ from pydantic import Field
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
+from ma_pipeline.contracts.siren import siren_ranges
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
 from ma_pipeline.lib.metadata import preview
@@ -41,6 +42,10 @@ from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 GROUP = "scoring"
+# Companies scored at a time: about 1 GB of the step's memory per 500,000.
+BLOCK_ROWS = 500_000
+TOP_ROWS = 10
+TOP_COLUMNS = ["partition_date", "siren", "nom_entreprise", "score_ma", "ma_reason_1_feature"]
 # Days before a partition searched for its reference (the newest one that passed its checks).
 REFERENCE_SEARCH_DAYS = 62
 
@@ -53,8 +58,12 @@ COLUMN_SCHEMA = dg.TableSchema(
 class Reference:
     """The partition a day is compared with (carry-over, score drift)."""
 
-    rows: pl.DataFrame
+    day: date
     label: str
+
+    def rows(self, warehouse: Warehouse, sirens: tuple[str, str] | None = None) -> pl.DataFrame:
+        """Its ml_scores rows (only SIRENs in [first, last] with ``sirens``)."""
+        return warehouse.read(tables.ML_SCORES, start=self.day, end=self.day, sirens=sirens)
 
 
 def checked_before(
@@ -70,13 +79,64 @@ def checked_before(
     if not passed:
         return None
     previous = date.fromisoformat(max(passed))
-    rows = warehouse.read(tables.ML_SCORES, start=previous, end=previous)
-    return Reference(rows, f"checked partition {previous}")
+    return Reference(previous, f"checked partition {previous}")
 
 
-def in_run(day: date, rows: pl.DataFrame) -> Reference:
+def in_run(day: date) -> Reference:
     """A previous day of the same single-run backfill: the reference of the next day."""
-    return Reference(rows, f"partition {day} of this run")
+    return Reference(day, f"partition {day} of this run")
+
+
+class ScoringConfig(dg.Config):
+    """How many companies are scored at a time."""
+
+    block_rows: int = Field(
+        default=BLOCK_ROWS,
+        gt=0,
+        description="Companies read, scored and written at a time (about: ranges of SIRENs),"
+        " so that the step's memory follows this, not the universe",
+    )
+
+
+@dataclass
+class DayScores:
+    """What a day's blocks add up to, for the metadata, without holding the day."""
+
+    companies: int = 0
+    recomputed: int = 0
+    carried_over: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SCORE_COLUMNS, 0.0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCORE_COLUMNS, 0))
+    top: pl.DataFrame | None = None
+
+    def add(self, scored: compute.ScoredDay) -> None:
+        """Count a scored block in."""
+        frame = scored.frame
+        self.merge(
+            DayScores(
+                frame.height,
+                scored.recomputed,
+                scored.carried_over,
+                {c: frame[c].sum() or 0.0 for c in SCORE_COLUMNS},
+                {c: frame[c].count() for c in SCORE_COLUMNS},
+                frame.select(TOP_COLUMNS),
+            )
+        )
+
+    def merge(self, other: "DayScores") -> None:
+        self.companies += other.companies
+        self.recomputed += other.recomputed
+        self.carried_over += other.carried_over
+        for column in SCORE_COLUMNS:
+            self.sums[column] += other.sums[column]
+            self.counts[column] += other.counts[column]
+        tops = [t for t in (self.top, other.top) if t is not None]
+        if tops:
+            ranked = pl.concat(tops).sort("score_ma", descending=True, nulls_last=True)
+            self.top = ranked.head(TOP_ROWS)
+
+    def means(self) -> dict[str, float]:
+        return {c: self.sums[c] / self.counts[c] if self.counts[c] else 0.0 for c in SCORE_COLUMNS}
 
 
 def _models(scorers: dict[str, Scorer]) -> dict[str, str]:
@@ -100,8 +160,9 @@ BLOCKING_CHECKS = [dg.AssetCheckKey(keys.ML_SCORES, name) for name in CHECKS]
     group_name=GROUP,
     owners=owners.ML,
     code_version=source_version(sys.modules[__name__], compute, scorer),
-    ins={"company_features": dg.AssetIn(key=keys.COMPANY_FEATURES)},
+    io_manager_key="view_io_manager",  # written here, block by block
     deps=[
+        keys.COMPANY_FEATURES,
         keys.MA_MODELS,  # the champions, read from MLflow by alias
         dg.AssetDep(  # the reference: an earlier partition, carried over
             keys.ML_SCORES,
@@ -118,10 +179,10 @@ BLOCKING_CHECKS = [dg.AssetCheckKey(keys.ML_SCORES, name) for name in CHECKS]
 )
 def ml_scores(
     context: dg.AssetExecutionContext,
-    company_features: pl.DataFrame,
+    config: ScoringConfig,
     mlflow: MlflowResource,
     warehouse: WarehouseResource,
-) -> dg.Output[pl.DataFrame]:
+) -> dg.Output[None]:
     """Per company and day: ``score_ma``, ``score_croissance``, ``score_stabilite`` (0-100),
     ``confidence``, the model versions, ``calculated_at`` and the top 5 reasons per score.
 
@@ -139,50 +200,81 @@ def ml_scores(
     reasons and ``calculated_at``, exactly as a recomputation would give them. In a single-run
     backfill, each day's reference is the previous day of the run once scored. Champions are
     loaded once per run.
+
+    Each day is read, scored and written in blocks of ``block_rows`` companies in SIREN order
+    (company_features and the reference read by SIREN range, the blocks loaded into the
+    partition in one transaction), so the step's memory does not grow with the universe; every
+    company is scored on its own, so the blocks give the rows one pass would.
     """
     scorers = mlflow.scorers()
     backend = warehouse.backend()
-    days = sorted(context.partition_keys)
-    features = by_partition(company_features, days)
-    reference = checked_before(backend, context.instance, date.fromisoformat(days[0]))
+    days = [date.fromisoformat(key) for key in sorted(context.partition_keys)]
+    reference = checked_before(backend, context.instance, days[0])
     now = datetime.now(UTC)
-    frames, per_day = [], []
-    for key in days:
-        scored = score_day(features[key], scorers, reference.rows if reference else None, now)
-        frames.append(scored.frame)
+    per_day, totals = [], DayScores()
+    for day in days:
+        scored = DayScores()
+        backend.replace_partitions(
+            tables.ML_SCORES,
+            scored_blocks(backend, day, scorers, reference, now, config.block_rows, scored),
+            [day],
+        )
         per_day.append(
             {
-                "partition": key,
-                "companies": scored.frame.height,
+                "partition": day.isoformat(),
+                "companies": scored.companies,
                 "recomputed": scored.recomputed,
                 "carried_over": scored.carried_over,
                 "reference": reference.label if reference else "none: scored from scratch",
             }
         )
-        reference = in_run(date.fromisoformat(key), scored.frame)
-    scores = pl.concat(frames)
+        totals.merge(scored)
+        reference = in_run(day)
     labels = _models(scorers)
     if all(s.version == BASELINE_VERSION for s in scorers.values()):
         context.log.warning("no champion model yet: the rule baseline scores every company")
     context.log.info(
-        f"{scores.height} scores over {len(days)} day(s):"
-        f" {sum(d['recomputed'] for d in per_day)} recomputed,"
-        f" {sum(d['carried_over'] for d in per_day)} carried over; models {labels}"
-    )
-    top = scores.sort("score_ma", descending=True).select(
-        "partition_date", "siren", "nom_entreprise", "score_ma", "ma_reason_1_feature"
+        f"{totals.companies} scores over {len(days)} day(s): {totals.recomputed} recomputed,"
+        f" {totals.carried_over} carried over; models {labels}"
     )
     return dg.Output(
-        scores,
+        None,
         metadata={
             "models": labels,
             "by_partition": preview(pl.DataFrame(per_day), len(per_day)),
-            "recomputed": sum(d["recomputed"] for d in per_day),
-            "carried_over": sum(d["carried_over"] for d in per_day),
-            "score_means": {c: round(scores[c].mean() or 0.0, 2) for c in SCORE_COLUMNS},
-            "top_targets": preview(top),
+            "recomputed": totals.recomputed,
+            "carried_over": totals.carried_over,
+            "score_means": {c: round(m, 2) for c, m in totals.means().items()},
+            "top_targets": preview(
+                totals.top if totals.top is not None else pl.DataFrame(schema=TOP_COLUMNS)
+            ),
+            "block_rows": config.block_rows,
+            "dagster/row_count": totals.companies,
         },
     )
+
+
+def scored_blocks(
+    backend: Warehouse,
+    day: date,
+    scorers: dict[str, Scorer],
+    reference: Reference | None,
+    now: datetime,
+    block_rows: int,
+    scored: DayScores,
+) -> Iterator[pl.DataFrame]:
+    """The day's ml_scores rows, one range of SIRENs at a time (``siren_ranges``: at least one,
+    maybe empty), adding each block's figures to ``scored``."""
+    companies = backend.count(tables.COMPANY_FEATURES, day)
+    for block in siren_ranges(companies, block_rows):
+        features = backend.read(tables.COMPANY_FEATURES, start=day, end=day, sirens=block)
+        if features.is_empty():  # a range without companies, or a day without any
+            yield pl.DataFrame(schema=ML_SCORES_SCHEMA)
+            continue
+        rows = reference.rows(backend, block) if reference else None
+        day_block = score_day(features, scorers, rows, now)
+        scored.add(day_block)
+        yield day_block.frame
 
 
 class ScoreChecksConfig(dg.Config):
@@ -229,6 +321,8 @@ def ml_scores_blocking_checks(
     )
     features = by_partition(sirens, days)
     reference = checked_before(backend, context.instance, first)
+    previous = reference.rows(backend) if reference else None
+    label = reference.label if reference else "no checked partition before the day"
     outcomes: dict[str, dict[str, Outcome]] = {}
     for key in days:
         rows = scores[key]
@@ -237,12 +331,8 @@ def ml_scores_blocking_checks(
             "one_row_per_company": coverage_outcome(rows, features[key]),
             "no_null_scores": no_nulls_outcome(rows),
             "score_distribution": distribution_outcome(
-                rows,
-                reference.rows if reference else None,
-                reference.label if reference else "no checked partition before the day",
-                threshold=config.psi_max,
-                bins=config.bins,
+                rows, previous, label, threshold=config.psi_max, bins=config.bins
             ),
         }
-        reference = in_run(date.fromisoformat(key), rows)
+        previous, label = rows, in_run(date.fromisoformat(key)).label
     yield from evaluations(context, outcomes)

@@ -254,8 +254,11 @@ class Warehouse(abc.ABC):
         start: date | None = None,
         end: date | None = None,
         columns: Sequence[str] | None = None,
+        sirens: tuple[str, str] | None = None,
     ) -> pl.DataFrame:
-        """Rows of ``table``; with ``start``/``end``, only partitions in [start, end]."""
+        """Rows of ``table``; with ``start``/``end``, only partitions in [start, end]; with
+        ``sirens``, only SIRENs in [first, last] (a block of a universe too large to read at
+        once)."""
         with self.reader() as conn:
             existing = self._columns(conn, table)
             if not existing:
@@ -267,15 +270,23 @@ class Warehouse(abc.ABC):
                 if unknown:
                     raise SchemaMismatchError(f"{table} has no column(s) {', '.join(unknown)}")
             select = ", ".join(f'"{c}"' for c in (columns or existing))
-            sql, params = f"SELECT {select} FROM {table.sql}", []
+            conditions: list[str] = []
+            params: list[Any] = []
             if start is not None or end is not None:
                 if PARTITION_COLUMN not in existing:
                     raise SchemaMismatchError(
                         f"{table} is not partitioned: it cannot be read by date"
                     )
-                sql += f' WHERE "{PARTITION_COLUMN}" BETWEEN $1 AND $2'
-                params = [start or date.min, end or date.max]
-            frame = self._fetch(conn, sql, params)
+                conditions.append(f'"{PARTITION_COLUMN}" BETWEEN $1 AND $2')
+                params += [start or date.min, end or date.max]
+            if sirens is not None:
+                if "siren" not in existing:
+                    raise SchemaMismatchError(f"{table} has no siren: it cannot be read by SIREN")
+                n = len(params)
+                conditions.append(f'"siren" BETWEEN ${n + 1} AND ${n + 2}')
+                params += list(sirens)
+            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            frame = self._fetch(conn, f"SELECT {select} FROM {table.sql}{where}", params)
         return _normalise(frame, {c: existing[c] for c in frame.columns})
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
@@ -292,6 +303,13 @@ class Warehouse(abc.ABC):
         """Column name -> SQL type of ``table``; empty when it does not exist."""
         with self.reader() as conn:
             return self._columns(conn, table)
+
+    def count(self, table: TableRef, day: date) -> int:
+        """The rows of ``table``'s partition ``day`` (0 if no table)."""
+        if PARTITION_COLUMN not in self.columns(table):
+            return 0
+        sql = f'SELECT count(*) AS n FROM {table.sql} WHERE "{PARTITION_COLUMN}" = $1'
+        return int(self.query(sql, [day])["n"][0])
 
     def partitions(self, table: TableRef) -> list[date]:
         """The partition dates present in ``table``, oldest first (empty if no table)."""
