@@ -21,7 +21,7 @@ from ma_pipeline.warehouse.base import TableRef, Warehouse, WriteReport
 from ma_pipeline.warehouse.errors import SchemaMismatchError, WarehouseError
 from ma_pipeline.warehouse.local import LocalRows
 
-# What a load from a local file may hold in memory before DuckDB spills to disk.
+# What a write transaction may hold in memory before DuckDB spills to disk.
 LOAD_MEMORY_LIMIT = "2GB"
 
 
@@ -74,7 +74,11 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction. Its memory is bounded (``LOAD_MEMORY_LIMIT``): DuckDB otherwise
+        holds every row a transaction inserts until the commit, so loading a partition of a
+        national universe would need memory in proportion."""
         with self._connect(read_only=False) as conn:
+            conn.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
             conn.execute("BEGIN TRANSACTION")
             try:
                 yield conn
@@ -99,7 +103,6 @@ class DuckDBWarehouse(Warehouse):
         days = ", ".join(f"DATE '{d.isoformat()}'" for d in sorted(set(partitions)))
         columns = ", ".join(f'"{c}"' for c in schema.columns)
         with self.transaction() as conn:
-            conn.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
             conn.execute("SET preserve_insertion_order = false")
             outside = conn.execute(
                 f'SELECT DISTINCT "{PARTITION_COLUMN}" FROM ({rows.select}) AS r'
