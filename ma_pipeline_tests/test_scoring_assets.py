@@ -268,7 +268,7 @@ def test_scoring_in_siren_blocks_gives_the_rows_of_one_pass(
     tmp_path: Path, sandbox_partition: dict[str, pl.DataFrame], boosters: dict[str, lgb.Booster]
 ) -> None:
     """Three days in one run, each scored in blocks of 37 companies (the features and the
-    previous day read by SIREN range) and in one block: the same rows, the same carry-over."""
+    previous day read by SIREN block) and in one block: the same rows, the same carry-over."""
     registry = Champions(models={s: b.model_to_string() for s, b in boosters.items()})
 
     def scored(block_rows: int) -> tuple[pl.DataFrame, list[Any]]:

@@ -127,10 +127,10 @@ def test_the_asset_writes_the_targets_with_the_funnel_and_takes_rules_from_the_r
     assert wider.height > targets.height
 
 
-def test_read_in_siren_ranges_the_targets_and_funnel_are_those_of_one_pass(
+def test_read_in_siren_blocks_the_targets_and_funnel_are_those_of_one_pass(
     data_dir: Path, monkeypatch: Any
 ) -> None:
-    """A national universe is read a range of SIRENs at a time: here about 100 units a range."""
+    """A national universe is read a block of SIRENs at a time: here blocks of 100 units."""
     monkeypatch.setattr(assets, "RULE_BLOCK_ROWS", 100)
     resources = make_resources(data_dir, f"duckdb:///{data_dir / 'warehouse.duckdb'}")
     warehouse = resources["warehouse"].backend()
@@ -140,7 +140,7 @@ def test_read_in_siren_ranges_the_targets_and_funnel_are_those_of_one_pass(
     )
 
     raw = warehouse.read(RAW_COMPANIES, start=DAY, end=DAY)
-    assert raw.height > 1_000  # more than ten ranges
+    assert raw.height > 1_000  # more than ten blocks
     whole = select_targets(raw, DAY, TargetRules())
     stored = warehouse.read(TARGET_COMPANIES, start=DAY, end=DAY)
     assert stored.sort("siren").equals(whole.targets.select(stored.columns))

@@ -60,10 +60,14 @@ def siren_problem_expr(column: str) -> pl.Expr:
     )
 
 
-def siren_ranges(rows: int, block_rows: int) -> list[tuple[str, str]]:
-    """[first, last] SIRENs of even ranges of the SIREN space, enough of them for ``rows``
-    SIRENs to come about ``block_rows`` at a time: a universe too large for memory is read
-    range by range. Real SIRENs cluster (most start with 3 to 9), so ranges are uneven there."""
-    blocks = max(1, -(-rows // block_rows))
-    bounds = [i * 10**9 // blocks for i in range(blocks + 1)]
-    return [(f"{bounds[i]:09d}", f"{bounds[i + 1] - 1:09d}") for i in range(blocks)]
+def siren_blocks(sirens: pl.Series, block_rows: int) -> list[tuple[str, str]]:
+    """[first, last] SIRENs of consecutive blocks of at most ``block_rows`` of ``sirens`` in
+    order (at least one block): a universe too large for memory is read block by block, and
+    only its SIRENs are held to cut it. Cut on the SIRENs themselves, since real ones cluster."""
+    ordered = sirens.unique().sort()
+    if ordered.is_empty():
+        return [("000000000", "999999999")]
+    return [
+        (ordered[start], ordered[min(start + block_rows, ordered.len()) - 1])
+        for start in range(0, ordered.len(), block_rows)
+    ]

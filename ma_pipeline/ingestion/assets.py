@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts import keys, tables
-from ma_pipeline.contracts.siren import siren_ranges
+from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
@@ -232,14 +232,15 @@ def target_companies(
 ) -> dg.Output[pl.DataFrame]:
     """The SIRENs of each day's raw_companies that pass every target rule
     (``ingestion.targets``): only they are enriched, featured and scored. The metadata shows
-    how many units each rule kept and dropped. Days are read one at a time, each in ranges of
-    SIRENs (about ``RULE_BLOCK_ROWS`` units), and only the columns the rules use: memory holds
-    one range's columns and the targets, whatever the universe."""
+    how many units each rule kept and dropped. Days are read one at a time, each in blocks of
+    ``RULE_BLOCK_ROWS`` units in SIREN order, and only the columns the rules use: memory holds
+    the day's SIRENs, one block's columns and the targets."""
     days = [date.fromisoformat(k) for k in context.partition_keys]
     backend = warehouse.backend()
     chosen_by_day, funnels, units = [], [], 0
     for day in days:
-        for block in siren_ranges(backend.count(tables.RAW_COMPANIES, day), RULE_BLOCK_ROWS):
+        sirens = backend.read(tables.RAW_COMPANIES, start=day, end=day, columns=["siren"])
+        for block in siren_blocks(sirens["siren"], RULE_BLOCK_ROWS):
             rows = backend.read(
                 tables.RAW_COMPANIES,
                 start=day,

@@ -21,7 +21,7 @@ from pydantic import Field
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
-from ma_pipeline.contracts.siren import siren_ranges
+from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
 from ma_pipeline.lib.metadata import preview
@@ -93,8 +93,8 @@ class ScoringConfig(dg.Config):
     block_rows: int = Field(
         default=BLOCK_ROWS,
         gt=0,
-        description="Companies read, scored and written at a time (about: ranges of SIRENs),"
-        " so that the step's memory follows this, not the universe",
+        description="Companies read, scored and written at a time, in SIREN order: the step's"
+        " memory follows this, not the universe",
     )
 
 
@@ -263,10 +263,10 @@ def scored_blocks(
     block_rows: int,
     scored: DayScores,
 ) -> Iterator[pl.DataFrame]:
-    """The day's ml_scores rows, one range of SIRENs at a time (``siren_ranges``: at least one,
+    """The day's ml_scores rows, one block of SIRENs at a time (``siren_blocks``: at least one,
     maybe empty), adding each block's figures to ``scored``."""
-    companies = backend.count(tables.COMPANY_FEATURES, day)
-    for block in siren_ranges(companies, block_rows):
+    sirens = backend.read(tables.COMPANY_FEATURES, start=day, end=day, columns=["siren"])
+    for block in siren_blocks(sirens["siren"], block_rows):
         features = backend.read(tables.COMPANY_FEATURES, start=day, end=day, sirens=block)
         if features.is_empty():  # a range without companies, or a day without any
             yield pl.DataFrame(schema=ML_SCORES_SCHEMA)

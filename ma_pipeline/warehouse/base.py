@@ -304,13 +304,6 @@ class Warehouse(abc.ABC):
         with self.reader() as conn:
             return self._columns(conn, table)
 
-    def count(self, table: TableRef, day: date) -> int:
-        """The rows of ``table``'s partition ``day`` (0 if no table)."""
-        if PARTITION_COLUMN not in self.columns(table):
-            return 0
-        sql = f'SELECT count(*) AS n FROM {table.sql} WHERE "{PARTITION_COLUMN}" = $1'
-        return int(self.query(sql, [day])["n"][0])
-
     def partitions(self, table: TableRef) -> list[date]:
         """The partition dates present in ``table``, oldest first (empty if no table)."""
         if PARTITION_COLUMN not in self.columns(table):
