@@ -9,8 +9,8 @@ The file is an uncompressed Arrow IPC file, one record batch per block of SIRENs
 lists filter and sort on (read by polars without a copy), the SIRENs as int64 for the binary
 search, and each company's answer as zlib-compressed JSON. The answers are compressed with a
 preset dictionary of a few answers of the partition (kept in the file's metadata): they share
-their keys, feature names and model versions, so each shrinks to about a fifth of its size,
-against a third alone; inflating one is a few microseconds of a look-up.
+their keys, feature names and model versions, which a single answer is too short to exploit.
+Figures: ``docs/benchmarks.md``.
 """
 
 import ctypes
@@ -38,7 +38,7 @@ LIST_COLUMNS = (
 )
 FRAME_COLUMNS = (*LIST_COLUMNS, "naf_section", "naf_division")
 KEY, ANSWER, DICTIONARY = "siren_key", "answer", b"zlib_dictionary"
-ZLIB_LEVEL = 1  # the fastest: level 6 saves 5 % more and costs as much time
+ZLIB_LEVEL = 1  # the fastest: higher levels barely shrink answers this short
 DICTIONARY_ANSWERS = 5  # answers sampled into the dictionary: more barely helps, and is slower
 ZLIB_WINDOW = 32_768  # zlib reads no more of a dictionary than its window
 
@@ -114,8 +114,8 @@ def write_partition_file(blocks: Iterable[pl.DataFrame], path: Path) -> int:
 
 def _release_memory() -> None:
     """Hand the memory the writing freed back to the operating system: Arrow's pool and the C
-    allocator keep freed memory for reuse (about 1 GB after a 1M-company partition), and the
-    worker that wrote the file would hold it for the rest of its life."""
+    allocator keep freed memory for reuse, and the worker that wrote the file would hold it for
+    the rest of its life."""
     pa.default_memory_pool().release_unused()
     libc = ctypes.util.find_library("c")
     if libc is not None and hasattr(ctypes.CDLL(libc), "malloc_trim"):  # glibc only

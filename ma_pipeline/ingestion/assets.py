@@ -24,7 +24,7 @@ from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 VERSION = source_version(sys.modules[__name__], sirene, source)
-# Units target_companies reads at a time: about 0.3 GB of the rules' columns.
+# Units target_companies reads at a time (the rules' columns of a block in memory).
 RULE_BLOCK_ROWS = 1_000_000
 
 

@@ -42,7 +42,7 @@ from ma_pipeline.scoring.compute import score_day
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
 
 GROUP = "scoring"
-# Companies scored at a time: about 1 GB of the step's memory per 500,000.
+# Companies scored at a time: the step's memory follows it, not the universe.
 BLOCK_ROWS = 500_000
 TOP_ROWS = 10
 TOP_COLUMNS = ["partition_date", "siren", "nom_entreprise", "score_ma", "ma_reason_1_feature"]
