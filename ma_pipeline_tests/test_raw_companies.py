@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from ma_pipeline.contracts.siren import (
+    siren_blocks,
     siren_problem,
     siren_problem_expr,
     with_check_digit,
@@ -372,6 +373,17 @@ def test_check_digits_of_whole_arrays_match_the_one_at_a_time_function() -> None
         made = with_check_digits(bodies, width)
         assert made.tolist() == [with_check_digit(f"{b:0{width}d}") for b in bodies]
     assert with_check_digits(np.array([44306184, 0]), 8).tolist() == ["443061841", "000000000"]
+
+
+def test_siren_blocks_cut_a_universe_in_order_into_blocks_of_at_most_the_size_asked() -> None:
+    """Clustered, unsorted, repeated SIRENs: every one falls in exactly one block."""
+    sirens = pl.Series([f"{100_000_000 + i:09d}" for i in (5, 3, 3, 9, 1, 7, 2)])
+
+    blocks = siren_blocks(sirens, 3)
+
+    assert blocks == [("100000001", "100000003"), ("100000005", "100000009")]
+    assert len(siren_blocks(sirens, 1)) == 6 and len(siren_blocks(sirens, 100)) == 1
+    assert siren_blocks(pl.Series([], dtype=pl.String), 3) == [("000000000", "999999999")]
 
 
 STOCKS = TableRef("ingestion", "sirene_stocks")

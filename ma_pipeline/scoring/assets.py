@@ -268,7 +268,7 @@ def scored_blocks(
     sirens = backend.read(tables.COMPANY_FEATURES, start=day, end=day, columns=["siren"])
     for block in siren_blocks(sirens["siren"], block_rows):
         features = backend.read(tables.COMPANY_FEATURES, start=day, end=day, sirens=block)
-        if features.is_empty():  # a range without companies, or a day without any
+        if features.is_empty():  # a day without companies: its one block is empty
             yield pl.DataFrame(schema=ML_SCORES_SCHEMA)
             continue
         rows = reference.rows(backend, block) if reference else None
