@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from ma_pipeline.contracts.tables import DAYS_PER_YEAR
 from ma_pipeline.features.codes import (
     HEADCOUNT_BANDS,
     LEGAL_FAMILIES_BY_1_DIGIT,
@@ -31,7 +32,6 @@ from ma_pipeline.features.codes import (
     OTHER_LEGAL_FAMILY,
 )
 from ma_pipeline.features.compute import (
-    DAYS_PER_YEAR,
     SENIOR_AGE,
     FeatureConfig,
     FeatureInputs,
@@ -204,6 +204,7 @@ def features_pandas(t: dict[str, pd.DataFrame], as_of: date, config: FeatureConf
                 (last["ca_3"] > 0) & (last["ca_annuel"] >= 0)
             ),
             "marge_nette": (last["resultat"] / ca).where(ca > 0),
+            "date_derniers_comptes": last["cloture"],
             "annees_depuis_derniers_comptes": (day - last["cloture"]).dt.days / DAYS_PER_YEAR,
             "comptes_confidentiels": ca.isna(),
         }
@@ -219,14 +220,14 @@ def features_pandas(t: dict[str, pd.DataFrame], as_of: date, config: FeatureConf
         person=person,
         legal=~person,
         age=(as_of.year - d["annee_naissance"] - later).where(person),
-        tenure=((day - d["date_prise_de_poste"]).dt.days / DAYS_PER_YEAR).where(person),
+        start=d["date_prise_de_poste"].where(person),
     )
     d["senior"] = (d["age"] >= SENIOR_AGE).where(d["age"].notna())
     people = d.groupby("siren").agg(
         nb_dirigeants=("person", "sum"),
         age_dirigeant_max=("age", "max"),
         part_dirigeants_60_plus=("senior", "mean"),
-        anciennete_dirigeant_max=("tenure", "max"),
+        date_premier_dirigeant=("start", "min"),
         dirigeant_personne_morale=("legal", "any"),
     )
 
@@ -251,6 +252,7 @@ def features_pandas(t: dict[str, pd.DataFrame], as_of: date, config: FeatureConf
         partition_date=day,
         forme_juridique_famille=family.where(legal.isna() | family.notna(), OTHER_LEGAL_FAMILY),
         anciennete=(day - c["date_creation"]).dt.days / DAYS_PER_YEAR,
+        anciennete_dirigeant_max=(day - c["date_premier_dirigeant"]).dt.days / DAYS_PER_YEAR,
         log_ca=np.log1p(c["chiffre_affaires"]),
         effectif=effectif,
         ca_par_salarie=(c["chiffre_affaires"] / effectif).where(effectif >= 1),

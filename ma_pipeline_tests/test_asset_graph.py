@@ -95,4 +95,6 @@ def test_every_table_the_quick_start_writes_is_an_asset(
     )["key"].to_list()
     assets = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert len(tables) > 30
-    assert sorted(set(tables) - assets) == []
+    # A table stored by change keeps its versions and days beside the view of its name.
+    stored = {key.removesuffix("__versions").removesuffix("__days") for key in tables}
+    assert sorted(stored - assets) == []

@@ -125,13 +125,9 @@ def last_scores(backend: Warehouse, sirens: pl.DataFrame, before: date) -> pl.Da
     ``before``. Only an order for the fetches, read without a dependency: ml_scores is
     downstream of the enrichment."""
     empty = pl.DataFrame(schema={"siren": pl.String, LAST_SCORE: pl.Float64})
-    if not backend.columns(tables.ML_SCORES):
-        return empty
-    newest = backend.query(
-        f'SELECT max("{PARTITION_COLUMN}") AS day FROM {tables.ML_SCORES.sql}'
-        f' WHERE "{PARTITION_COLUMN}" < $1',
-        [before],
-    )["day"][0]
+    newest = max(
+        (day for day in backend.partitions(tables.ML_SCORES) if day < before), default=None
+    )
     if newest is None:
         return empty
     keys = sirens.select(pl.lit(newest).alias(PARTITION_COLUMN), "siren")

@@ -23,6 +23,7 @@ from datetime import date
 
 import polars as pl
 
+from ma_pipeline.contracts.tables import DAYS_PER_YEAR
 from ma_pipeline.features.codes import (
     HEADCOUNT_BANDS,
     LEGAL_FAMILIES_BY_1_DIGIT,
@@ -32,7 +33,6 @@ from ma_pipeline.features.codes import (
 from ma_pipeline.features.schemas import FEATURE_DTYPES
 from ma_pipeline.reference import departements, naf_hierarchy
 
-DAYS_PER_YEAR = 365.25
 SENIOR_AGE = 60  # part_dirigeants_60_plus
 # SIRENs are 9 digits: joined and grouped as integers, three times faster than as text.
 KEY = "siren_key"
@@ -91,6 +91,7 @@ def _keyed(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _years_since(column: str, as_of: date) -> pl.Expr:
+    """What ``warehouse.changes`` computes for the columns stored as their anchor date."""
     return (pl.lit(as_of) - pl.col(column)).dt.total_days() / DAYS_PER_YEAR
 
 
@@ -140,6 +141,7 @@ def _accounts(finances: pl.LazyFrame, as_of: date, config: FeatureConfig) -> pl.
             pl.when(pl.col("chiffre_affaires") > 0)
             .then(pl.col("resultat") / pl.col("chiffre_affaires"))
             .alias("marge_nette"),
+            pl.col("cloture").alias("date_derniers_comptes"),
             _years_since("cloture", as_of).alias("annees_depuis_derniers_comptes"),
             pl.col("chiffre_affaires").is_null().alias("comptes_confidentiels"),
         )
@@ -162,10 +164,7 @@ def _dirigeants(dirigeants: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
         person.sum().alias("nb_dirigeants"),
         age.filter(person).max().alias("age_dirigeant_max"),
         (age.filter(person) >= SENIOR_AGE).mean().alias("part_dirigeants_60_plus"),
-        _years_since("date_prise_de_poste", as_of)
-        .filter(person)
-        .max()
-        .alias("anciennete_dirigeant_max"),
+        pl.col("date_prise_de_poste").filter(person).min().alias("date_premier_dirigeant"),
         (~person).any().alias("dirigeant_personne_morale"),
     )
 
@@ -290,6 +289,7 @@ def compute_features(
             region=pl.col("reg"),
             forme_juridique_famille=_legal_family(pl.col("categorie_juridique")),
             anciennete=_years_since("date_creation", as_of),
+            anciennete_dirigeant_max=_years_since("date_premier_dirigeant", as_of),
             log_ca=pl.col("chiffre_affaires").log1p(),
             effectif=effectif,
             ca_par_salarie=pl.when(effectif >= 1).then(pl.col("chiffre_affaires") / effectif),

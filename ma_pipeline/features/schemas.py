@@ -164,6 +164,9 @@ class CompanyFeatures(pa.DataFrameModel):
         metadata=_ceiling(0.6),
         description="INSEE headcount band code (NN: no employee).",
     )
+    date_creation: date = pa.Field(
+        nullable=True, metadata=_ceiling(0.01), description="Creation date (SIRENE, else Pappers)."
+    )
     anciennete: pl.Float64 = pa.Field(
         nullable=True, ge=0, metadata=_ceiling(0.01), description="Company age on D, years."
     )
@@ -236,6 +239,11 @@ class CompanyFeatures(pa.DataFrameModel):
     dirigeant_unique: bool = pa.Field(
         nullable=True, metadata=_ceiling(0.1), description="Exactly one dirigeant in post on D."
     )
+    date_premier_dirigeant: date = pa.Field(
+        nullable=True,
+        metadata=_ceiling(0.3),
+        description="Earliest start in post among the dirigeants in post on D.",
+    )
     anciennete_dirigeant_max: pl.Float64 = pa.Field(
         nullable=True,
         ge=0,
@@ -246,6 +254,11 @@ class CompanyFeatures(pa.DataFrameModel):
         nullable=True,
         metadata=_ceiling(0.1),
         description="A legal person (a holding, not the auditor) holds a role on D.",
+    )
+    date_derniers_comptes: date = pa.Field(
+        nullable=True,
+        metadata=_ceiling(0.8),
+        description="Close of the last fiscal year known on D.",
     )
     annees_depuis_derniers_comptes: pl.Float64 = pa.Field(
         nullable=True,

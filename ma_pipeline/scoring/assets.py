@@ -214,7 +214,7 @@ def ml_scores(
     per_day, totals = [], DayScores()
     for day in days:
         scored = DayScores()
-        backend.replace_partitions(
+        report = backend.replace_partitions(
             tables.ML_SCORES,
             scored_blocks(backend, day, scorers, reference, now, config.block_rows, scored),
             [day],
@@ -225,6 +225,8 @@ def ml_scores(
                 "companies": scored.companies,
                 "recomputed": scored.recomputed,
                 "carried_over": scored.carried_over,
+                # Stored by change: the rows the day added to the disk.
+                "rows_stored": report.changes[day]["rows_stored"],
                 "reference": reference.label if reference else "none: scored from scratch",
             }
         )

@@ -9,14 +9,15 @@ path; the rules (what may change in a table's schema, which rows a write may tou
 import abc
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
 import polars as pl
 
-from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef
+from ma_pipeline.contracts.tables import PARTITION_COLUMN, TableRef, declared
+from ma_pipeline.warehouse import changes
 from ma_pipeline.warehouse.errors import MissingTableError, SchemaMismatchError
 from ma_pipeline.warehouse.local import LocalRows
 from ma_pipeline.warehouse.types import (
@@ -38,6 +39,8 @@ class WriteReport:
     partitions: list[date] = field(default_factory=list)
     columns_added: list[str] = field(default_factory=list)
     created: bool = False
+    # A table stored by change: per day written, its rows, the keys that changed, the rows stored.
+    changes: dict[date, dict[str, int]] = field(default_factory=dict)
 
 
 def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
@@ -110,6 +113,9 @@ class Warehouse(abc.ABC):
         """
         if not partitions:
             raise ValueError(f"{table}: no partitions given to replace")
+        table = declared(table)
+        if table.by_change is not None:
+            return self._replace_by_change(table, _batches(frame), partitions)
         if isinstance(frame, LocalRows):
             return self._load_local(table, frame, partitions)
         if not isinstance(frame, pl.DataFrame):
@@ -130,35 +136,74 @@ class Warehouse(abc.ABC):
                 (first, last),
             )
 
-    def _load_batches(
+    @contextmanager
+    def _loading(
         self, table: TableRef, batches: Iterator[pl.DataFrame], partitions: Sequence[date]
-    ) -> WriteReport:
-        """Each batch committed to a loading table of its own, then, in one transaction, the
-        partitions replaced from it inside the database: readers never see half a load, and
-        the process holds one batch at a time (a single transaction of client-side inserts
+    ) -> Iterator[tuple[TableRef, pl.DataFrame, int]]:
+        """Each batch committed to a loading table of its own (dropped on exit): the loading
+        table, the first batch (the schema), and the rows loaded. Readers never see half a load,
+        and the process holds one batch at a time (a single transaction of client-side inserts
         holds them all until it commits)."""
         first = next(batches)
         self._check_partition_column(table, first, partitions)
         loading = TableRef(table.schema, f"_loading_{table.name}_{uuid.uuid4().hex[:8]}")
         try:
             with self.transaction() as conn:
-                report = self._prepare_table(conn, table, first, partitioned=True)
+                self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{table.schema}"')
                 self._create(conn, loading, first, partitioned=False)
                 self._insert(conn, loading, first)
+            rows = first.height
             for batch in batches:
                 self._check_partition_column(table, batch, partitions)
                 with self.transaction() as conn:
                     self._insert(conn, loading, batch)
-                report.rows += batch.height
+                rows += batch.height
+            yield loading, first, rows
+        finally:
+            with self.transaction() as conn:
+                self._execute(conn, f"DROP TABLE IF EXISTS {loading.sql}")
+
+    def _load_batches(
+        self, table: TableRef, batches: Iterator[pl.DataFrame], partitions: Sequence[date]
+    ) -> WriteReport:
+        """Batches loaded (``_loading``), then, in one transaction, the partitions replaced
+        from them inside the database."""
+        with self._loading(table, batches, partitions) as (loading, first, rows):
             columns = ", ".join(f'"{c}"' for c in first.columns)
             with self.transaction() as conn:
+                report = self._prepare_table(conn, table, first, partitioned=True)
                 self._delete_partitions(conn, table, partitions)
                 self._execute(
                     conn, f"INSERT INTO {table.sql} ({columns}) SELECT {columns} FROM {loading.sql}"
                 )
-        finally:
-            with self.transaction() as conn:
-                self._execute(conn, f"DROP TABLE IF EXISTS {loading.sql}")
+        report.rows = rows
+        report.partitions = sorted(set(partitions))
+        return report
+
+    def _replace_by_change(
+        self, table: TableRef, batches: Iterator[pl.DataFrame], partitions: Sequence[date]
+    ) -> WriteReport:
+        """Batches loaded (``_loading``), then, in one transaction, each day applied to the
+        versions in date order (``changes.apply_day``) and the view made to show every column."""
+        with (
+            self._loading(table, batches, partitions) as (loading, first, rows),
+            self.transaction() as conn,
+        ):
+            report = self._prepare_table(
+                conn, table.versions, changes.versions_frame(table, first), partitioned=False
+            )
+            self._prepare_table(
+                conn, table.days, pl.DataFrame(schema=changes.DAYS_SCHEMA), partitioned=True
+            )
+            shown = list(self._columns(conn, table)) if self._kind(conn, table) == "VIEW" else []
+            wanted = [*shown, *(c for c in first.columns if c not in shown)]
+            if wanted != shown:
+                self._replace_view(conn, table, changes.view_select(table, wanted))
+            report.changes = {
+                day: changes.apply_day(self, conn, table, loading, day)
+                for day in sorted(set(partitions))
+            }
+        report.table, report.rows = table, rows
         report.partitions = sorted(set(partitions))
         return report
 
@@ -200,17 +245,24 @@ class Warehouse(abc.ABC):
         """Create or replace ``view`` as ``select``. A table of that name, written before the
         view replaced it, is renamed ``<name>_before_view`` first: nothing stored is lost."""
         with self.transaction() as conn:
-            self._lock_ddl(conn)
-            kind = self._fetch(
-                conn,
-                "SELECT table_type FROM information_schema.tables"
-                " WHERE table_schema = $1 AND table_name = $2",
-                (view.schema, view.name),
-            )
-            if kind.height and kind.item() == "BASE TABLE":
-                self._execute(conn, f'ALTER TABLE {view.sql} RENAME TO "{view.name}_before_view"')
-            self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{view.schema}"')
-            self._execute(conn, f"CREATE OR REPLACE VIEW {view.sql} AS {select}")
+            self._replace_view(conn, view, select)
+
+    def _kind(self, conn: Any, table: TableRef) -> str | None:
+        """``BASE TABLE``, ``VIEW``, or None when nothing has that name."""
+        kind = self._fetch(
+            conn,
+            "SELECT table_type FROM information_schema.tables"
+            " WHERE table_schema = $1 AND table_name = $2",
+            (table.schema, table.name),
+        )
+        return kind.item() if kind.height else None
+
+    def _replace_view(self, conn: Any, view: TableRef, select: str) -> None:
+        self._lock_ddl(conn)
+        if self._kind(conn, view) == "BASE TABLE":
+            self._execute(conn, f'ALTER TABLE {view.sql} RENAME TO "{view.name}_before_view"')
+        self._execute(conn, f'CREATE SCHEMA IF NOT EXISTS "{view.schema}"')
+        self._execute(conn, f"CREATE OR REPLACE VIEW {view.sql} AS {select}")
 
     def upsert(self, table: TableRef, frame: pl.DataFrame, keys: Sequence[str]) -> WriteReport:
         """Insert ``frame``, replacing the rows of ``table`` that share its ``keys``, atomically."""
@@ -308,7 +360,10 @@ class Warehouse(abc.ABC):
         """The partition dates present in ``table``, oldest first (empty if no table)."""
         if PARTITION_COLUMN not in self.columns(table):
             return []
-        rows = self.query(f'SELECT DISTINCT "{PARTITION_COLUMN}" AS d FROM {table.sql} ORDER BY 1')
+        # A table stored by change lists its days; its view would expand every version.
+        table = declared(table)
+        listed = table.days if table.by_change is not None else table
+        rows = self.query(f'SELECT DISTINCT "{PARTITION_COLUMN}" AS d FROM {listed.sql} ORDER BY 1')
         return rows["d"].to_list()
 
     # ------------------------------------------------------------------------------ internals
@@ -397,6 +452,14 @@ class Warehouse(abc.ABC):
             table,
             frame.select(pl.col(c).cast(polars_dtype(target[c])) for c in frame.columns),
         )
+
+
+def _batches(frame: pl.DataFrame | Iterable[pl.DataFrame] | LocalRows) -> Iterator[pl.DataFrame]:
+    if isinstance(frame, pl.DataFrame):
+        return iter([frame])
+    if isinstance(frame, LocalRows):
+        return frame.batches()
+    return iter(frame)
 
 
 def _normalise(frame: pl.DataFrame, types: dict[str, str]) -> pl.DataFrame:

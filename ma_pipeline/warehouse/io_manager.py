@@ -11,19 +11,20 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from ma_pipeline.contracts.tables import declared
 from ma_pipeline.lib.metadata import column_schema
 from ma_pipeline.warehouse.base import TableRef, WriteReport
 from ma_pipeline.warehouse.resource import WarehouseResource
 
 
 def table_for(asset_key: dg.AssetKey) -> TableRef:
-    """The table of an asset: key ``[schema, name]``."""
+    """The table of an asset, key ``[schema, name]``, as ``contracts.tables`` declares it."""
     if len(asset_key.path) != 2:
         raise ValueError(
             f"asset {asset_key.to_user_string()} needs a key [schema, table] to be stored in the"
             " warehouse (set key_prefix to its group)"
         )
-    return TableRef(*asset_key.path)
+    return declared(TableRef(*asset_key.path))
 
 
 def partition_dates(keys: list[str]) -> list[date]:
@@ -48,6 +49,15 @@ def write_metadata(
         metadata["partitions_written"] = len(report.partitions)
     else:
         metadata["dagster/row_count"] = report.rows
+    if report.changes:
+        # Stored by change: the rows the write added to the disk, against the rows it holds.
+        stored = {str(day): counts["rows_stored"] for day, counts in report.changes.items()}
+        if len(stored) > 1:
+            metadata["rows_stored_by_partition"] = stored
+        else:
+            (counts,) = report.changes.values()
+            metadata["rows_stored"] = counts["rows_stored"]
+            metadata["companies_changed"] = counts["keys_changed"]
     if report.columns_added:
         metadata["columns_added"] = report.columns_added
     return metadata

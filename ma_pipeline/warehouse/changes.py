@@ -1,0 +1,158 @@
+"""Partitioned tables stored by change: one row per key and day to read, one per version stored.
+
+A table declared with ``by_change`` (``contracts.tables.ByChange``) is a view over two tables:
+``<name>__versions`` holds each version of a key's rows with the days it is valid,
+[``valid_from``, ``valid_to``) (an open end: still valid), and ``<name>__days`` lists the
+partitions written, with their counts. The view joins them, so readers see one row per key and
+day, exactly the rows written for that day, while the disk grows with what changed.
+
+Writing a day compares its rows, key by key, with the rows valid that day (the whole set of a
+key's rows: a company's fiscal years change together) and touches only the keys that differ:
+their old versions end the day before, their new rows start that day. A day written behind the
+newest one (a re-run, a backfill) splits the versions around it, so every other day reads as
+before; written again with the same rows, it changes nothing.
+"""
+
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ma_pipeline.contracts.tables import DAYS_PER_YEAR, PARTITION_COLUMN, ByChange, TableRef
+
+if TYPE_CHECKING:
+    from ma_pipeline.warehouse.base import Warehouse
+
+VALID_FROM, VALID_TO = "valid_from", "valid_to"
+DAYS_SCHEMA: dict[str, pl.DataType] = {
+    PARTITION_COLUMN: pl.Date(),
+    "rows": pl.Int64(),
+    "keys_changed": pl.Int64(),
+    "rows_stored": pl.Int64(),
+}
+_CHANGED = "__changed_keys"
+_VIEW_DAY = f'd."{PARTITION_COLUMN}"'
+
+
+def spec(table: TableRef) -> ByChange:
+    if table.by_change is None:
+        raise ValueError(f"{table} is not stored by change")
+    return table.by_change
+
+
+def stored_columns(table: TableRef, columns: Sequence[str]) -> list[str]:
+    """The columns of a frame that its versions keep: not the day, not what the view computes."""
+    computed = {column for column, _ in spec(table).years_since}
+    return [c for c in columns if c != PARTITION_COLUMN and c not in computed]
+
+
+def versions_frame(table: TableRef, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame``'s rows as versions (open from their day): what creates or extends the table."""
+    anchors = {anchor for _, anchor in spec(table).years_since}
+    missing = sorted(anchors - set(frame.columns))
+    if missing:
+        raise ValueError(f"{table}: the frame lacks the anchor column(s) {', '.join(missing)}")
+    return frame.select(
+        *stored_columns(table, frame.columns),
+        pl.col(PARTITION_COLUMN).alias(VALID_FROM),
+        pl.lit(None, pl.Date).alias(VALID_TO),
+    )
+
+
+def _quoted(columns: Sequence[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _day(value: date) -> str:
+    return f"DATE '{value.isoformat()}'"
+
+
+def _valid_on(day: str, alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return (
+        f'{prefix}"{VALID_FROM}" <= {day}'
+        f' AND ({prefix}"{VALID_TO}" IS NULL OR {prefix}"{VALID_TO}" > {day})'
+    )
+
+
+def view_select(table: TableRef, columns: Sequence[str]) -> str:
+    """The view's query: ``columns`` in order, each version joined to the days it is valid."""
+
+    def column(name: str) -> str:
+        if name == PARTITION_COLUMN:
+            return _VIEW_DAY
+        anchors = dict(spec(table).years_since)
+        if name in anchors:
+            days = f'd."{PARTITION_COLUMN}" - v."{anchors[name]}"'
+            return (
+                f"CAST({days} AS DOUBLE PRECISION)"
+                f' / CAST({DAYS_PER_YEAR} AS DOUBLE PRECISION) AS "{name}"'
+            )
+        return f'v."{name}"'
+
+    return (
+        f"SELECT {', '.join(column(c) for c in columns)}"
+        f" FROM {table.days.sql} AS d JOIN {table.versions.sql} AS v"
+        f" ON {_valid_on(_VIEW_DAY, 'v')}"
+    )
+
+
+def apply_day(
+    warehouse: "Warehouse", conn: Any, table: TableRef, loading: TableRef, day: date
+) -> dict[str, int]:
+    """Make ``day`` of ``table`` hold the rows of ``loading`` for that day; its counts."""
+    key = f'"{spec(table).key}"'
+    versions, days = table.versions.sql, table.days.sql
+    columns = _quoted(stored_columns(table, warehouse._columns(conn, loading)))
+    today = _day(day)
+    later = warehouse._fetch(
+        conn,
+        f'SELECT min("{PARTITION_COLUMN}") AS d FROM {days} WHERE "{PARTITION_COLUMN}" > {today}',
+    )["d"][0]
+    new = f'SELECT {columns} FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}'
+    old = f"SELECT {columns} FROM {versions} WHERE {_valid_on(today)}"
+    warehouse._execute(conn, f"DROP TABLE IF EXISTS {_CHANGED}")
+    warehouse._execute(
+        conn,
+        f"CREATE TEMP TABLE {_CHANGED} AS SELECT DISTINCT {key} FROM"
+        f" (({new} EXCEPT ALL {old}) UNION ALL ({old} EXCEPT ALL {new})) AS diff",
+    )
+    changed = f"{key} IN (SELECT {key} FROM {_CHANGED})"
+    if later is not None:
+        # The old rows still hold on the next day written, which this write does not touch.
+        nxt = _day(later)
+        warehouse._execute(
+            conn,
+            f'INSERT INTO {versions} ({columns}, "{VALID_FROM}", "{VALID_TO}")'
+            f' SELECT {columns}, {nxt}, "{VALID_TO}" FROM {versions}'
+            f" WHERE {changed} AND {_valid_on(today)}"
+            f' AND ("{VALID_TO}" IS NULL OR "{VALID_TO}" > {nxt})',
+        )
+    warehouse._execute(
+        conn, f'UPDATE {versions} SET "{VALID_TO}" = {today} WHERE {changed} AND {_valid_on(today)}'
+    )
+    warehouse._execute(
+        conn,
+        f'DELETE FROM {versions} WHERE {changed} AND "{VALID_TO}" = {today}'
+        f' AND "{VALID_FROM}" >= {today}',
+    )
+    ends = "CAST(NULL AS DATE)" if later is None else _day(later)
+    warehouse._execute(
+        conn,
+        f'INSERT INTO {versions} ({columns}, "{VALID_FROM}", "{VALID_TO}")'
+        f" SELECT {columns}, {today}, {ends} FROM {loading.sql}"
+        f' WHERE "{PARTITION_COLUMN}" = {today} AND {changed}',
+    )
+    counts = warehouse._fetch(
+        conn,
+        f'SELECT (SELECT count(*) FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}) AS rows,'
+        f" (SELECT count(*) FROM {_CHANGED}) AS keys_changed,"
+        f' (SELECT count(*) FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}'
+        f" AND {changed}) AS rows_stored",
+    ).row(0, named=True)
+    warehouse._execute(conn, f"DROP TABLE {_CHANGED}")
+    warehouse._execute(conn, f'DELETE FROM {days} WHERE "{PARTITION_COLUMN}" = {today}')
+    record = pl.DataFrame([{PARTITION_COLUMN: day, **counts}], schema=DAYS_SCHEMA)
+    warehouse._insert(conn, table.days, record)
+    return {name: int(value) for name, value in counts.items()}
