@@ -13,9 +13,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.contracts.tables import API_CACHE, ML_SCORES
+from ma_pipeline.contracts.keys import COMPANY_FEATURES as FEATURES
+from ma_pipeline.contracts.tables import API_CACHE, ML_SCORES, PAPPERS_COMPANIES
+from ma_pipeline.contracts.tables import COMPANY_FEATURES as FEATURES_TABLE
 from ma_pipeline.enrichment.assets import last_scores, pappers_enrichment
 from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.features.assets import company_features
 from ma_pipeline.ingestion.assets import raw_companies, target_companies
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.sandbox.pappers_api import PappersSandbox
@@ -136,6 +139,13 @@ def test_a_later_partition_fetches_only_what_is_new_changed_or_old(
     transport = sandbox()
     resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
     assert materialize(resources).success
+    features = [raw_companies, target_companies, pappers_enrichment, company_features]
+    assert dg.materialize(features, selection=[FEATURES], partition_key=DAY, resources=resources)
+    first_day = date.fromisoformat(DAY)
+    known_then = {
+        table: warehouse.read(table, start=first_day, end=first_day).sort(pl.all())
+        for table in (COMPANIES, FEATURES_TABLE)
+    }
     warehouse.execute(
         f"UPDATE {API_CACHE.sql} SET fetched_at = fetched_at - INTERVAL '31 days'"
         f" WHERE key IN (SELECT key FROM {API_CACHE.sql} ORDER BY key LIMIT 25)"
@@ -155,6 +165,18 @@ def test_a_later_partition_fetches_only_what_is_new_changed_or_old(
     facts = metadata(result)
     assert facts["calls_saved"] == len(today) - len(fetched) > 0.5 * len(today)
     assert facts["due_by_reason"]["new"] == len(today - first)
+
+    # Stored per fetch: only companies fetched that day can have new rows, the first day still
+    # reads what was known then, and so do its features, computed again after the later fetch.
+    versions = warehouse.query(
+        f"SELECT DISTINCT siren FROM {PAPPERS_COMPANIES.versions.sql} WHERE valid_from = $1",
+        [date.fromisoformat(next_day)],
+    )
+    assert set(versions["siren"]) <= fetched
+    assert facts["rows_stored"] <= len(fetched) < len(today)
+    assert dg.materialize(features, selection=[FEATURES], partition_key=DAY, resources=resources)
+    for table, rows in known_then.items():
+        assert warehouse.read(table, start=first_day, end=first_day).sort(pl.all()).equals(rows)
 
 
 def test_the_daily_call_budget_is_never_exceeded_and_the_backlog_comes_first_later(
