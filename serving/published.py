@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import anyio
 import polars as pl
@@ -32,10 +32,13 @@ from ma_pipeline.contracts.api_store import sqlalchemy_url
 from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.contracts.snapshot import SnapshotPaths
 from ma_pipeline.contracts.tables import (
+    PARTITION_COLUMN,
     PUBLISHED_CONTACTS,
     PUBLISHED_MODEL_VERSIONS,
     PUBLISHED_SCORES,
     SCORE_PUBLICATIONS,
+    VALID_FROM,
+    VALID_TO,
     TableRef,
 )
 from ma_pipeline.warehouse import connect_warehouse
@@ -49,6 +52,7 @@ from serving.partition_file import (
 )
 
 log = logging.getLogger(__name__)
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 BLOCK_ROWS = 100_000  # rows of a partition read and rendered at a time into its file
 HISTORY_COLUMNS = (
@@ -128,20 +132,20 @@ class SnapshotStore:
         return [Publication(*row) for row in frame.sort("partition_date", descending=True).rows()]
 
     def blocks(self, day: date, rows: int) -> Iterator[pl.DataFrame]:
-        # publish writes the snapshot sorted by SIREN.
-        parquet = pq.ParquetFile(self.paths.scores(day))
-        yield pl.from_arrow(parquet.schema_arrow.empty_table())
+        # publish writes the versions sorted by SIREN: the day's rows come out in SIREN order.
+        parquet = pq.ParquetFile(self.paths.score_versions)
+        yield _on_day(pl.from_arrow(parquet.schema_arrow.empty_table()), day)  # type: ignore[arg-type]
         for batch in parquet.iter_batches(batch_size=rows):
-            yield pl.from_arrow(batch)
+            yield _on_day(pl.from_arrow(batch), day)  # type: ignore[arg-type]
 
     def history(self, siren: str, start: date, end: date) -> list[dict[str, Any]]:
-        # Only listed days: a partition's file is complete before the record lists it.
-        files = [self.paths.scores(p.day) for p in self.publications() if start <= p.day <= end]
-        if not files:
+        # Only listed days: a day's scores are complete before the record lists it.
+        days = [p.day for p in self.publications() if start <= p.day <= end]
+        if not days:
             return []
+        versions = pl.scan_parquet(self.paths.score_versions).filter(pl.col("siren") == siren)
         return (
-            pl.scan_parquet(files)
-            .filter(pl.col("siren") == siren)
+            pl.concat([_on_day(versions, day) for day in days])
             .select(HISTORY_COLUMNS)
             .sort("partition_date")
             .collect()
@@ -179,6 +183,14 @@ class SnapshotStore:
 
     def close(self) -> None:
         """Nothing to release: every read opens and closes its files."""
+
+
+def _on_day(versions: FrameT, day: date) -> FrameT:
+    """The rows of the snapshot's score versions valid on ``day``, as that day's rows."""
+    valid = (pl.col(VALID_FROM) <= day) & (pl.col(VALID_TO).is_null() | (pl.col(VALID_TO) > day))
+    return versions.filter(valid).select(
+        pl.lit(day).alias(PARTITION_COLUMN), pl.exclude(PARTITION_COLUMN, VALID_FROM, VALID_TO)
+    )
 
 
 def _table(ref: TableRef, columns: Iterable[str]) -> sa.TableClause:

@@ -1,9 +1,9 @@
 """The published snapshot: Parquet files the API reads on DuckDB, where it cannot open the
-warehouse while the pipeline writes. The publication step writes a partition's file before the
-publications record lists it, each file replaced atomically."""
+warehouse while the pipeline writes. The publication step writes the scores before the
+publications record lists their day, each file replaced atomically; a day's scores are the
+versions valid that day."""
 
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 
@@ -17,12 +17,16 @@ class SnapshotPaths:
     def publications(self) -> Path:
         return self.root / "publications.parquet"
 
-    def scores(self, day: date) -> Path:
-        return self.root / "scores" / f"partition_date={day.isoformat()}" / "scores.parquet"
+    @property
+    def score_versions(self) -> Path:
+        """published_scores as it is stored (``warehouse.changes``): each version of a company's
+        row with the days it holds, [valid_from, valid_to), sorted by SIREN."""
+        return self.root / "score_versions.parquet"
 
     @property
-    def scores_glob(self) -> str:
-        return str(self.root / "scores" / "*" / "scores.parquet")
+    def score_days(self) -> Path:
+        """Where earlier releases kept one full file per published day (removed on publication)."""
+        return self.root / "scores"
 
     @property
     def model_versions(self) -> Path:

@@ -7,6 +7,8 @@ schema per asset group, so the Dagster graph and the warehouse read the same.
 from dataclasses import dataclass, field
 
 PARTITION_COLUMN = "partition_date"
+# The days a version of a table stored by change holds: [valid_from, valid_to), null: still valid.
+VALID_FROM, VALID_TO = "valid_from", "valid_to"
 DAYS_PER_YEAR = 365.25
 
 

@@ -7,11 +7,13 @@ record in ``serving.score_publications``, which tells every reader the newest go
 run of the same day that fails its checks is never published, so readers keep the last good copy.
 
 On DuckDB, where the API cannot open the warehouse while the pipeline writes, publication also
-writes the read-only snapshot (``contracts.snapshot``): the day's scores file first, then the
-model versions, the contacts and the publications record, each replaced atomically, so a
-partition's file is complete before it is listed.
+writes the read-only snapshot (``contracts.snapshot``): the scores' versions first (as
+published_scores stores them: by change, so the file grows with what changed, not with days),
+then the model versions, the contacts and the publications record, each replaced atomically, so
+a day's scores are complete before it is listed.
 """
 
+import shutil
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -28,6 +30,7 @@ from ma_pipeline.contracts.scores import (
     SCORES,
 )
 from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
+from ma_pipeline.contracts.tables import VALID_FROM
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import passed_partitions
 from ma_pipeline.lib.metadata import preview
@@ -35,6 +38,7 @@ from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.scoring.assets import BLOCKING_CHECKS
 from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
+from ma_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 
 GROUP = "serving"
 PERSONAL_DATA_COMMENT = (
@@ -90,7 +94,7 @@ def publish(
     for table, frame in frames.items():
         warehouse.replace_partitions(table, frame, [day])
     if snapshot is not None:
-        write_snapshot(warehouse, snapshot, {day: frames[tables.PUBLISHED_SCORES]})
+        write_snapshot(warehouse, snapshot)
     return frames[tables.SCORE_PUBLICATIONS]
 
 
@@ -109,20 +113,28 @@ def publication_frames(
     }
 
 
-def write_snapshot(
-    warehouse: Warehouse, snapshot: SnapshotPaths, scores: dict[date, pl.DataFrame]
-) -> None:
-    """The API's read-only copy of what was just published: the score files of the days in
-    ``scores`` (their published rows, not read back), then the newest model versions, every
-    published contact, and the publications record."""
-    for day, rows in scores.items():
-        # By SIREN: the row groups' statistics then let the API's history read skip most of a day.
-        _write_atomically(rows.sort("siren"), snapshot.scores(day))
+def write_snapshot(warehouse: Warehouse, snapshot: SnapshotPaths) -> None:
+    """The API's read-only copy of what is published: the scores' versions, then the newest
+    model versions, every published contact, and the publications record."""
+    write_score_versions(warehouse, snapshot)
     newest = latest_published(warehouse)
     versions = warehouse.read(tables.PUBLISHED_MODEL_VERSIONS, start=newest, end=newest)
     _write_atomically(versions.drop(PARTITION_COLUMN), snapshot.model_versions)
     _write_atomically(warehouse.read(tables.PUBLISHED_CONTACTS), snapshot.contacts)
     _write_atomically(publications(warehouse), snapshot.publications)
+
+
+def write_score_versions(warehouse: Warehouse, snapshot: SnapshotPaths) -> None:
+    """published_scores' versions, copied by the database itself, sorted by SIREN (the row
+    groups' statistics then let the API's history read skip most of the file)."""
+    if not isinstance(warehouse, DuckDBWarehouse):
+        raise TypeError(f"the published snapshot is written from DuckDB, not {warehouse!r}")
+    path = snapshot.score_versions
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".parquet.partial")
+    warehouse.to_parquet(tables.PUBLISHED_SCORES.versions, partial, order_by=("siren", VALID_FROM))
+    partial.replace(path)
+    shutil.rmtree(snapshot.score_days, ignore_errors=True)  # superseded by the versions
 
 
 def publications(warehouse: Warehouse) -> pl.DataFrame:
@@ -196,9 +208,6 @@ def publication(
             backend, date.fromisoformat(day), context.run.run_id
         ).items():
             by_table[table].append(frame)
-    published = dict(
-        zip(map(date.fromisoformat, days), by_table[tables.PUBLISHED_SCORES], strict=True)
-    )
     served = max(date.fromisoformat(days[-1]), latest_published(backend) or date.min)
     records = pl.concat(by_table[tables.SCORE_PUBLICATIONS])
     for table in _OUTPUTS:  # the publications record last: it makes the days visible
@@ -211,6 +220,6 @@ def publication(
     )
     if backend.dialect == "duckdb":
         snapshot = snapshot_paths(warehouse.data_dir)
-        write_snapshot(backend, snapshot, published)
+        write_snapshot(backend, snapshot)
         context.log.info(f"snapshot for the API written under {snapshot.root}")
     context.log.info(f"published {', '.join(days)}; readers now serve {served}")

@@ -19,12 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ma_pipeline.contracts.tables import DAYS_PER_YEAR, PARTITION_COLUMN, ByChange, TableRef
+from ma_pipeline.contracts.tables import (
+    DAYS_PER_YEAR,
+    PARTITION_COLUMN,
+    VALID_FROM,
+    VALID_TO,
+    ByChange,
+    TableRef,
+)
 
 if TYPE_CHECKING:
     from ma_pipeline.warehouse.base import Warehouse
 
-VALID_FROM, VALID_TO = "valid_from", "valid_to"
 DAYS_SCHEMA: dict[str, pl.DataType] = {
     PARTITION_COLUMN: pl.Date(),
     "rows": pl.Int64(),

@@ -122,6 +122,14 @@ class DuckDBWarehouse(Warehouse):
         report.partitions = sorted(set(partitions))
         return report
 
+    def to_parquet(self, table: TableRef, path: Path, order_by: Sequence[str]) -> None:
+        """``table`` written to the Parquet file ``path`` by the engine, in bounded memory."""
+        order = ", ".join(f'"{c}"' for c in order_by)
+        with self.reader() as conn:
+            conn.execute(
+                f"COPY (SELECT * FROM {table.sql} ORDER BY {order}) TO '{path}' (FORMAT parquet)"
+            )
+
     def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> None:
         conn.execute(sql, list(params))
 

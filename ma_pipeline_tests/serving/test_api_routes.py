@@ -11,7 +11,7 @@ import pytest
 from ma_pipeline.contracts.scores import PROFILE, SCORES, TOP_REASONS
 from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline.contracts.tables import KASPR_CONTACTS, ML_SCORES, MODEL_VERSIONS, PUBLISHED_SCORES
-from ma_pipeline.scoring.publication import publish
+from ma_pipeline.scoring.publication import publish, write_score_versions
 from ma_pipeline.warehouse import Warehouse
 from ma_pipeline_tests.factories import FEATURES, sirens
 from ma_pipeline_tests.serving.conftest import (
@@ -100,11 +100,9 @@ def test_history_shows_published_days_only(
     # publication under way, or one that stopped half-way): it must not show.
     unlisted = partition(D3, seed=3)
     warehouse.replace_partitions(ML_SCORES, unlisted, [D3])
+    warehouse.replace_partitions(PUBLISHED_SCORES, unlisted, [D3])
     if warehouse.dialect == "duckdb":
-        snapshot_paths(data_dir).scores(D3).parent.mkdir(parents=True)
-        unlisted.write_parquet(snapshot_paths(data_dir).scores(D3))
-    else:
-        warehouse.replace_partitions(PUBLISHED_SCORES, unlisted, [D3])
+        write_score_versions(warehouse, snapshot_paths(data_dir))
 
     history = api.get(f"/v1/companies/{SIREN}/scores")
     bounded = api.get(f"/v1/companies/{SIREN}/scores", **{"from": D2, "to": D3})
