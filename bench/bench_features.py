@@ -46,10 +46,11 @@ STATM = Path("/proc/self/statm")
 
 
 # ------------------------------------------------------------------------------ synthetic data
-def tables(n: int, seed: int = 0) -> dict[str, pl.DataFrame]:
-    """raw_companies and the Pappers tables for ``n`` active companies (95 % known to Pappers)."""
+def tables(n: int, seed: int = 0, first_siren: int = 100_000_000) -> dict[str, pl.DataFrame]:
+    """raw_companies and the Pappers tables for ``n`` active companies (95 % known to Pappers),
+    SIRENs from ``first_siren`` on."""
     rng = np.random.default_rng(seed)
-    siren = pl.Series("siren", np.arange(100_000_000, 100_000_000 + n)).cast(pl.String)
+    siren = pl.Series("siren", np.arange(first_siren, first_siren + n)).cast(pl.String)
     created = pl.Series(rng.integers(-7_000, 20_000, n)).cast(pl.Date)
     naf = naf_hierarchy()["code_sous_classe"].to_numpy()
     bands = np.array([b for b in HEADCOUNT_BANDS if b != "NN"] + [None], dtype=object)

@@ -33,8 +33,12 @@ exact, missing stays missing. Without this, company and tenure ages, which grow 
 make every vector new every day. Two rows in the same intervals get bit-identical LightGBM
 outputs and SHAP values (TreeSHAP reads a row only through its split decisions), hence identical
 scores, confidence and reasons; only the reasons' displayed values can differ (``anciennete``
-51.4 then 51.5), so those are always rendered from the day's features. A carried-over row
-therefore equals the row scored from scratch in every column but ``calculated_at``. The hash
+51.4 then 51.5). Those are rendered from the day's features, except the values of features that
+grow with the day alone (``AGING``: company age, years since the last accounts, longest tenure),
+which a carried-over row shows as they were when it was calculated, like its scores: rendered
+again, they would rewrite most rows every day, and the partitions are stored by change. A
+carried-over row therefore equals the row scored from scratch in every column but
+``calculated_at`` and those values. The hash
 (``feature_hashes``) is deterministic across processes and includes ``SCORING_VERSION``, so a
 change to the formulas here recomputes every company once.
 """
@@ -49,6 +53,7 @@ import polars as pl
 import pyarrow as pa
 
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, PROFILE, SCORES, TOP_REASONS
+from ma_pipeline.contracts.tables import COMPANY_FEATURES
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
@@ -73,6 +78,16 @@ CARRIED: dict[str, pl.DataType] = {
     c: t
     for c, t in ML_SCORES_SCHEMA.items()
     if c != PARTITION_COLUMN and c not in PROFILE and not c.endswith("_value")
+}
+
+
+# Features whose value moves with the day alone (stored as their anchor date in company_features).
+AGING = frozenset(column for column, _ in COMPANY_FEATURES.by_change.years_since)
+# Each reason's displayed value and the column naming its feature.
+REASON_VALUES = {
+    f"{score}_reason_{k}_value": f"{score}_reason_{k}_feature"
+    for score in SCORES
+    for k in range(1, TOP_REASONS + 1)
 }
 
 
@@ -307,8 +322,40 @@ def score_day(
     scored = keys.select("siren").join(
         pl.concat([fresh, carried]), on="siren", how="left", maintain_order="left"
     )
+    values = reason_values(scored, matrix)
+    if reference is not None and carried.height:
+        values = _aging_as_calculated(scored, values, reference, carried["siren"])
     frame = pl.concat(
-        [features.select(PARTITION_COLUMN, *PROFILE), scored, reason_values(scored, matrix)],
-        how="horizontal",
+        [features.select(PARTITION_COLUMN, *PROFILE), scored, values], how="horizontal"
     ).select(list(ML_SCORES_SCHEMA))
     return ScoredDay(frame, recomputed=fresh.height, carried_over=carried.height)
+
+
+def _aging_as_calculated(
+    scored: pl.DataFrame, values: pl.DataFrame, reference: pl.DataFrame, carried: pl.Series
+) -> pl.DataFrame:
+    """``values`` where the carried-over companies show their ``AGING`` reasons' values from
+    ``reference``, as they were calculated."""
+    kept = scored.select("siren").join(
+        reference.select("siren", *(pl.col(c).alias(f"kept_{c}") for c in REASON_VALUES)),
+        on="siren",
+        how="left",
+        maintain_order="left",
+    )
+    aging = pl.Series(scored["siren"].is_in(carried.implode()))
+    return values.with_columns(
+        pl.when(aging & scored[feature].is_in(list(AGING)))
+        .then(kept[f"kept_{value}"])
+        .otherwise(pl.col(value))
+        .alias(value)
+        for value, feature in REASON_VALUES.items()
+    )
+
+
+def comparable(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` without what a carried-over row keeps from when it was calculated
+    (``calculated_at``, the ``AGING`` reasons' values): what equals a recomputation."""
+    return frame.with_columns(
+        pl.when(pl.col(feature).is_in(list(AGING))).then(None).otherwise(pl.col(value)).alias(value)
+        for value, feature in REASON_VALUES.items()
+    ).drop("calculated_at")

@@ -311,6 +311,7 @@ class Warehouse(abc.ABC):
         """Rows of ``table``; with ``start``/``end``, only partitions in [start, end]; with
         ``sirens``, only SIRENs in [first, last] (a block of a universe too large to read at
         once)."""
+        table = declared(table)
         with self.reader() as conn:
             existing = self._columns(conn, table)
             if not existing:
@@ -337,8 +338,13 @@ class Warehouse(abc.ABC):
                 n = len(params)
                 conditions.append(f'"siren" BETWEEN ${n + 1} AND ${n + 2}')
                 params += list(sirens)
+            source = table.sql
+            if table.by_change is not None and start is not None and start == end:
+                # One day of a table stored by change: its versions filtered on their days,
+                # without the view's join (which would carry every version's columns through).
+                source = f"({changes.day_select(table, list(existing), start)}) AS one_day"
             where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-            frame = self._fetch(conn, f"SELECT {select} FROM {table.sql}{where}", params)
+            frame = self._fetch(conn, f"SELECT {select} FROM {source}{where}", params)
         return _normalise(frame, {c: existing[c] for c in frame.columns})
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:

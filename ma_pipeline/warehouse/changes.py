@@ -82,25 +82,40 @@ def _valid_on(day: str, alias: str = "") -> str:
     )
 
 
-def view_select(table: TableRef, columns: Sequence[str]) -> str:
-    """The view's query: ``columns`` in order, each version joined to the days it is valid."""
+def _shown(table: TableRef, columns: Sequence[str], day: str) -> str:
+    """``columns`` as the view shows them on the day ``day`` (an SQL expression)."""
+    anchors = dict(spec(table).years_since)
 
     def column(name: str) -> str:
         if name == PARTITION_COLUMN:
-            return _VIEW_DAY
-        anchors = dict(spec(table).years_since)
+            return f'{day} AS "{PARTITION_COLUMN}"'
         if name in anchors:
-            days = f'd."{PARTITION_COLUMN}" - v."{anchors[name]}"'
+            days = f'{day} - v."{anchors[name]}"'
             return (
                 f"CAST({days} AS DOUBLE PRECISION)"
                 f' / CAST({DAYS_PER_YEAR} AS DOUBLE PRECISION) AS "{name}"'
             )
         return f'v."{name}"'
 
+    return ", ".join(column(c) for c in columns)
+
+
+def view_select(table: TableRef, columns: Sequence[str]) -> str:
+    """The view's query: ``columns`` in order, each version joined to the days it is valid."""
     return (
-        f"SELECT {', '.join(column(c) for c in columns)}"
+        f"SELECT {_shown(table, columns, _VIEW_DAY)}"
         f" FROM {table.days.sql} AS d JOIN {table.versions.sql} AS v"
         f" ON {_valid_on(_VIEW_DAY, 'v')}"
+    )
+
+
+def day_select(table: TableRef, columns: Sequence[str], day: date) -> str:
+    """What the view gives for ``day`` alone, read from the versions valid that day."""
+    literal = _day(day)
+    return (
+        f"SELECT {_shown(table, columns, literal)} FROM {table.versions.sql} AS v"
+        f" WHERE {_valid_on(literal, 'v')} AND EXISTS (SELECT 1 FROM {table.days.sql}"
+        f' WHERE "{PARTITION_COLUMN}" = {literal})'
     )
 
 
