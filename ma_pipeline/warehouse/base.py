@@ -43,6 +43,10 @@ class WriteReport:
     changes: dict[date, dict[str, int]] = field(default_factory=dict)
 
 
+# The rows of a write stored by change, staged inside its transaction.
+_STAGED = "__by_change_rows"
+
+
 def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
     """Contiguous [first, last] runs of ``days``, so a 30-day backfill deletes with one range."""
     runs: list[tuple[date, date]] = []
@@ -115,7 +119,7 @@ class Warehouse(abc.ABC):
             raise ValueError(f"{table}: no partitions given to replace")
         table = declared(table)
         if table.by_change is not None:
-            return self._replace_by_change(table, _batches(frame), partitions)
+            return self._replace_by_change(table, frame, partitions)
         if isinstance(frame, LocalRows):
             return self._load_local(table, frame, partitions)
         if not isinstance(frame, pl.DataFrame):
@@ -181,31 +185,64 @@ class Warehouse(abc.ABC):
         return report
 
     def _replace_by_change(
-        self, table: TableRef, batches: Iterator[pl.DataFrame], partitions: Sequence[date]
+        self,
+        table: TableRef,
+        frame: pl.DataFrame | Iterable[pl.DataFrame] | LocalRows,
+        partitions: Sequence[date],
     ) -> WriteReport:
-        """Batches loaded (``_loading``), then, in one transaction, each day applied to the
-        versions in date order (``changes.apply_day``) and the view made to show every column."""
-        with (
-            self._loading(table, batches, partitions) as (loading, first, rows),
-            self.transaction() as conn,
-        ):
-            report = self._prepare_table(
-                conn, table.versions, changes.versions_frame(table, first), partitioned=False
-            )
-            self._prepare_table(
-                conn, table.days, pl.DataFrame(schema=changes.DAYS_SCHEMA), partitioned=True
-            )
-            shown = list(self._columns(conn, table)) if self._kind(conn, table) == "VIEW" else []
-            wanted = [*shown, *(c for c in first.columns if c not in shown)]
-            if wanted != shown:
-                self._replace_view(conn, table, changes.view_select(table, wanted))
-            report.changes = {
-                day: changes.apply_day(self, conn, table, loading, day)
-                for day in sorted(set(partitions))
-            }
-        report.table, report.rows = table, rows
-        report.partitions = sorted(set(partitions))
+        """In one transaction, each day applied to the versions in date order
+        (``changes.apply_day``), the view made to show every column. A frame is staged inside
+        the transaction; batches too large to hold together are loaded first (``_loading``)."""
+        if isinstance(frame, pl.DataFrame):
+            self._check_partition_column(table, frame, partitions)
+            with self.transaction() as conn:
+                report = self._prepare_by_change(conn, table, frame)
+                types = self._columns(conn, table.versions)
+                stored = changes.stored_columns(table, frame.columns)
+                staged = frame.select(
+                    PARTITION_COLUMN, *(pl.col(c).cast(polars_dtype(types[c])) for c in stored)
+                )
+                self._stage(conn, _STAGED, staged)
+                report.changes = self._apply_days(conn, table, _STAGED, stored, partitions)
+            report.rows = frame.height
+        else:
+            with (
+                self._loading(table, _batches(frame), partitions) as (loading, first, rows),
+                self.transaction() as conn,
+            ):
+                report = self._prepare_by_change(conn, table, first)
+                stored = changes.stored_columns(table, first.columns)
+                report.changes = self._apply_days(conn, table, loading.sql, stored, partitions)
+            report.rows = rows
+        report.table, report.partitions = table, sorted(set(partitions))
         return report
+
+    def _prepare_by_change(self, conn: Any, table: TableRef, frame: pl.DataFrame) -> WriteReport:
+        """The versions and days tables created or extended for ``frame``'s columns, and the
+        view replaced when it lacks one of them."""
+        report = self._prepare_table(
+            conn, table.versions, changes.versions_frame(table, frame), partitioned=False
+        )
+        days = pl.DataFrame(schema=changes.DAYS_SCHEMA)
+        self._prepare_table(conn, table.days, days, partitioned=True)
+        shown = list(self._columns(conn, table)) if self._kind(conn, table) == "VIEW" else []
+        wanted = [*shown, *(c for c in frame.columns if c not in shown)]
+        if wanted != shown:
+            self._replace_view(conn, table, changes.view_select(table, wanted))
+        return report
+
+    def _apply_days(
+        self,
+        conn: Any,
+        table: TableRef,
+        source: str,
+        stored: list[str],
+        partitions: Sequence[date],
+    ) -> dict[date, dict[str, int]]:
+        return {
+            day: changes.apply_day(self, conn, table, source, stored, day)
+            for day in sorted(set(partitions))
+        }
 
     def _load_local(
         self, table: TableRef, rows: LocalRows, partitions: Sequence[date]

@@ -120,18 +120,24 @@ def day_select(table: TableRef, columns: Sequence[str], day: date) -> str:
 
 
 def apply_day(
-    warehouse: "Warehouse", conn: Any, table: TableRef, loading: TableRef, day: date
+    warehouse: "Warehouse",
+    conn: Any,
+    table: TableRef,
+    source: str,
+    stored: Sequence[str],
+    day: date,
 ) -> dict[str, int]:
-    """Make ``day`` of ``table`` hold the rows of ``loading`` for that day; its counts."""
+    """Make ``day`` of ``table`` hold the rows of ``source`` (a table or staged rows with the
+    partition column and the ``stored`` columns) for that day; its counts."""
     key = f'"{spec(table).key}"'
     versions, days = table.versions.sql, table.days.sql
-    columns = _quoted(stored_columns(table, warehouse._columns(conn, loading)))
+    columns = _quoted(stored)
     today = _day(day)
     later = warehouse._fetch(
         conn,
         f'SELECT min("{PARTITION_COLUMN}") AS d FROM {days} WHERE "{PARTITION_COLUMN}" > {today}',
     )["d"][0]
-    new = f'SELECT {columns} FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}'
+    new = f'SELECT {columns} FROM {source} WHERE "{PARTITION_COLUMN}" = {today}'
     old = f"SELECT {columns} FROM {versions} WHERE {_valid_on(today)}"
     warehouse._execute(conn, f"DROP TABLE IF EXISTS {_CHANGED}")
     warehouse._execute(
@@ -162,14 +168,14 @@ def apply_day(
     warehouse._execute(
         conn,
         f'INSERT INTO {versions} ({columns}, "{VALID_FROM}", "{VALID_TO}")'
-        f" SELECT {columns}, {today}, {ends} FROM {loading.sql}"
+        f" SELECT {columns}, {today}, {ends} FROM {source}"
         f' WHERE "{PARTITION_COLUMN}" = {today} AND {changed}',
     )
     counts = warehouse._fetch(
         conn,
-        f'SELECT (SELECT count(*) FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}) AS rows,'
+        f'SELECT (SELECT count(*) FROM {source} WHERE "{PARTITION_COLUMN}" = {today}) AS rows,'
         f" (SELECT count(*) FROM {_CHANGED}) AS keys_changed,"
-        f' (SELECT count(*) FROM {loading.sql} WHERE "{PARTITION_COLUMN}" = {today}'
+        f' (SELECT count(*) FROM {source} WHERE "{PARTITION_COLUMN}" = {today}'
         f" AND {changed}) AS rows_stored",
     ).row(0, named=True)
     warehouse._execute(conn, f"DROP TABLE {_CHANGED}")
