@@ -37,7 +37,13 @@ from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.scoring.assets import BLOCKING_CHECKS
-from ma_pipeline.warehouse import PARTITION_COLUMN, WAREHOUSE_POOL, Warehouse, WarehouseResource
+from ma_pipeline.warehouse import (
+    PARTITION_COLUMN,
+    WAREHOUSE_POOL,
+    Warehouse,
+    WarehouseResource,
+    changes,
+)
 from ma_pipeline.warehouse.duckdb_backend import DuckDBWarehouse
 
 GROUP = "serving"
@@ -132,7 +138,12 @@ def write_score_versions(warehouse: Warehouse, snapshot: SnapshotPaths) -> None:
     path = snapshot.score_versions
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".parquet.partial")
-    warehouse.to_parquet(tables.PUBLISHED_SCORES.versions, partial, order_by=("siren", VALID_FROM))
+    warehouse.to_parquet(
+        tables.PUBLISHED_SCORES.versions,
+        partial,
+        order_by=("siren", VALID_FROM),
+        exclude=(changes.ROW_HASH,),  # the warehouse's own bookkeeping
+    )
     partial.replace(path)
     shutil.rmtree(snapshot.score_days, ignore_errors=True)  # superseded by the versions
 

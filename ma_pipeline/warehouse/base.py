@@ -91,6 +91,10 @@ class Warehouse(abc.ABC):
         """Column name -> SQL type of ``table``, in table order; empty when it does not exist."""
 
     @abc.abstractmethod
+    def _row_hash(self, columns: Sequence[str]) -> str:
+        """An SQL expression: a BIGINT hash of ``columns``' values, the same for equal values."""
+
+    @abc.abstractmethod
     def _lock_ddl(self, conn: Any) -> None:
         """Serialise schema changes between concurrent writers."""
 
@@ -203,7 +207,7 @@ class Warehouse(abc.ABC):
                     PARTITION_COLUMN, *(pl.col(c).cast(polars_dtype(types[c])) for c in stored)
                 )
                 self._stage(conn, _STAGED, staged)
-                report.changes = self._apply_days(conn, table, _STAGED, stored, partitions)
+                report.changes = self._apply_days(conn, table, _STAGED, partitions)
             report.rows = frame.height
         else:
             with (
@@ -211,8 +215,7 @@ class Warehouse(abc.ABC):
                 self.transaction() as conn,
             ):
                 report = self._prepare_by_change(conn, table, first)
-                stored = changes.stored_columns(table, first.columns)
-                report.changes = self._apply_days(conn, table, loading.sql, stored, partitions)
+                report.changes = self._apply_days(conn, table, loading.sql, partitions)
             report.rows = rows
         report.table, report.partitions = table, sorted(set(partitions))
         return report
@@ -236,11 +239,10 @@ class Warehouse(abc.ABC):
         conn: Any,
         table: TableRef,
         source: str,
-        stored: list[str],
         partitions: Sequence[date],
     ) -> dict[date, dict[str, int]]:
         return {
-            day: changes.apply_day(self, conn, table, source, stored, day)
+            day: changes.apply_day(self, conn, table, source, day)
             for day in sorted(set(partitions))
         }
 

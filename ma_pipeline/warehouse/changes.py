@@ -38,6 +38,8 @@ DAYS_SCHEMA: dict[str, pl.DataType] = {
     "rows_stored": pl.Int64(),
 }
 _CHANGED = "__changed_keys"
+# A hash of each version's stored columns (``Warehouse._row_hash``): days are compared on it.
+ROW_HASH = "row_hash"
 _VIEW_DAY = f'd."{PARTITION_COLUMN}"'
 
 
@@ -61,6 +63,7 @@ def versions_frame(table: TableRef, frame: pl.DataFrame) -> pl.DataFrame:
         raise ValueError(f"{table}: the frame lacks the anchor column(s) {', '.join(missing)}")
     return frame.select(
         *stored_columns(table, frame.columns),
+        pl.lit(None, pl.Int64).alias(ROW_HASH),
         pl.col(PARTITION_COLUMN).alias(VALID_FROM),
         pl.lit(None, pl.Date).alias(VALID_TO),
     )
@@ -120,25 +123,31 @@ def day_select(table: TableRef, columns: Sequence[str], day: date) -> str:
 
 
 def apply_day(
-    warehouse: "Warehouse",
-    conn: Any,
-    table: TableRef,
-    source: str,
-    stored: Sequence[str],
-    day: date,
+    warehouse: "Warehouse", conn: Any, table: TableRef, source: str, day: date
 ) -> dict[str, int]:
     """Make ``day`` of ``table`` hold the rows of ``source`` (a table or staged rows with the
-    partition column and the ``stored`` columns) for that day; its counts."""
+    partition column and the versions' columns) for that day; its counts.
+
+    A company changed when its multiset of row hashes differs from the rows valid that day: a
+    64-bit hash of the stored columns in the versions' order, so two days are compared on two
+    columns rather than on every column of every row. (A collision would keep an old row; at
+    2^-64 a pair, it is left to chance. Adding a column changes every hash once: that day every
+    company is stored again.)"""
     key = f'"{spec(table).key}"'
     versions, days = table.versions.sql, table.days.sql
-    columns = _quoted(stored)
+    stored = [
+        c
+        for c in warehouse._columns(conn, table.versions)
+        if c not in (ROW_HASH, VALID_FROM, VALID_TO)
+    ]
+    columns, row_hash = _quoted(stored), warehouse._row_hash(stored)
     today = _day(day)
     later = warehouse._fetch(
         conn,
         f'SELECT min("{PARTITION_COLUMN}") AS d FROM {days} WHERE "{PARTITION_COLUMN}" > {today}',
     )["d"][0]
-    new = f'SELECT {columns} FROM {source} WHERE "{PARTITION_COLUMN}" = {today}'
-    old = f"SELECT {columns} FROM {versions} WHERE {_valid_on(today)}"
+    new = f'SELECT {key}, {row_hash} AS h FROM {source} WHERE "{PARTITION_COLUMN}" = {today}'
+    old = f'SELECT {key}, "{ROW_HASH}" AS h FROM {versions} WHERE {_valid_on(today)}'
     warehouse._execute(conn, f"DROP TABLE IF EXISTS {_CHANGED}")
     warehouse._execute(
         conn,
@@ -151,8 +160,8 @@ def apply_day(
         nxt = _day(later)
         warehouse._execute(
             conn,
-            f'INSERT INTO {versions} ({columns}, "{VALID_FROM}", "{VALID_TO}")'
-            f' SELECT {columns}, {nxt}, "{VALID_TO}" FROM {versions}'
+            f'INSERT INTO {versions} ({columns}, "{ROW_HASH}", "{VALID_FROM}", "{VALID_TO}")'
+            f' SELECT {columns}, "{ROW_HASH}", {nxt}, "{VALID_TO}" FROM {versions}'
             f" WHERE {changed} AND {_valid_on(today)}"
             f' AND ("{VALID_TO}" IS NULL OR "{VALID_TO}" > {nxt})',
         )
@@ -167,8 +176,8 @@ def apply_day(
     ends = "CAST(NULL AS DATE)" if later is None else _day(later)
     warehouse._execute(
         conn,
-        f'INSERT INTO {versions} ({columns}, "{VALID_FROM}", "{VALID_TO}")'
-        f" SELECT {columns}, {today}, {ends} FROM {source}"
+        f'INSERT INTO {versions} ({columns}, "{ROW_HASH}", "{VALID_FROM}", "{VALID_TO}")'
+        f" SELECT {columns}, {row_hash}, {today}, {ends} FROM {source}"
         f' WHERE "{PARTITION_COLUMN}" = {today} AND {changed}',
     )
     counts = warehouse._fetch(

@@ -122,12 +122,18 @@ class DuckDBWarehouse(Warehouse):
         report.partitions = sorted(set(partitions))
         return report
 
-    def to_parquet(self, table: TableRef, path: Path, order_by: Sequence[str]) -> None:
-        """``table`` written to the Parquet file ``path`` by the engine, in bounded memory."""
+    def to_parquet(
+        self, table: TableRef, path: Path, order_by: Sequence[str], exclude: Sequence[str] = ()
+    ) -> None:
+        """``table`` (but its ``exclude`` columns) written to the Parquet file ``path`` by the
+        engine, in bounded memory."""
         order = ", ".join(f'"{c}"' for c in order_by)
+        excluded = ", ".join(f'"{c}"' for c in exclude)
+        select = f"* EXCLUDE ({excluded})" if exclude else "*"
         with self.reader() as conn:
             conn.execute(
-                f"COPY (SELECT * FROM {table.sql} ORDER BY {order}) TO '{path}' (FORMAT parquet)"
+                f"COPY (SELECT {select} FROM {table.sql} ORDER BY {order}) TO '{path}'"
+                " (FORMAT parquet)"
             )
 
     def _execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> None:
@@ -146,6 +152,10 @@ class DuckDBWarehouse(Warehouse):
 
     def _stage(self, conn: Any, name: str, frame: pl.DataFrame) -> None:
         conn.register(name, frame.to_arrow())
+
+    def _row_hash(self, columns: Sequence[str]) -> str:
+        listed = ", ".join(f'"{c}"' for c in columns)
+        return f"CAST(hash({listed}) >> 1 AS BIGINT)"  # UBIGINT, halved into BIGINT's range
 
     def _lock_ddl(self, conn: Any) -> None:
         """Nothing to do: the file lock already makes this process the only writer."""

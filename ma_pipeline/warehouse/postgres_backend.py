@@ -94,6 +94,10 @@ class PostgresWarehouse(Warehouse):
             for name, data_type, udt in rows.iter_rows()
         }
 
+    def _row_hash(self, columns: Sequence[str]) -> str:
+        listed = ", ".join(f'"{c}"' for c in columns)
+        return f"hashtextextended(ROW({listed})::text, 0)"
+
     def _lock_ddl(self, conn: Any) -> None:
         self._execute(conn, f"SELECT pg_advisory_xact_lock({_DDL_LOCK_ID})")
 
