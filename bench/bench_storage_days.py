@@ -16,7 +16,7 @@ process, into two DuckDB files:
   was stored before.
 
 Printed: each file's size after day 1 and after the last day (after a checkpoint), their ratio
-to one full day, and the reads a user makes, timed in both (best of 5): the universe on a day
+to one full day (the full copy's first day), and the reads a user makes, timed in both (best of 5): the universe on a day
 (ml_scores and company_features of the middle day) and one company over the whole period.
 """
 
@@ -149,7 +149,8 @@ def main() -> None:
         for name in files:
             print(
                 f"{name:>9}: one day {first[name] / 2**20:,.1f} MiB, {args.days} days"
-                f" {last[name] / 2**20:,.1f} MiB = {last[name] / first[name]:.2f}x one full day"
+                f" {last[name] / 2**20:,.1f} MiB = {last[name] / first['full copy']:.2f}x one full"
+                " day (the full copy's first day)"
             )
         print(f"\n{'table':<22}{'rows written':>14}{'rows stored':>14}")
         for name, (rows, kept) in written.items():
