@@ -16,8 +16,9 @@ process, into two DuckDB files:
   was stored before.
 
 Printed: each file's size after day 1 and after the last day (after a checkpoint), their ratio
-to one full day (the full copy's first day), and the reads a user makes, timed in both (best of 5): the universe on a day
-(ml_scores and company_features of the middle day) and one company over the whole period.
+to one full day (the full copy's first day), and the reads a user makes, timed in both (best of
+5): the universe on a day (ml_scores and company_features of the middle day) and one company
+over the whole period.
 """
 
 import argparse
