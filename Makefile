@@ -56,6 +56,8 @@ bench: install
 	python bench/bench_enrichment.py
 	python bench/bench_features.py
 	python bench/bench_scoring.py
+	python -m bench.bench_enrichment_days
+	python bench/bench_storage_days.py
 	python bench/bench_api.py
 	python -m bench.bench_lookup_index
 
