@@ -2,6 +2,7 @@
 months after. Leakage tests: labels never look past their window, and nothing dated after an
 as-of date changes its features."""
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ma_pipeline.ml.scorer import LABELS
 from ma_pipeline.ml.train import split_dates
 from ma_pipeline.warehouse import PARTITION_COLUMN, TableRef, Warehouse
 from ma_pipeline_tests.conftest import SANDBOX_AS_OF, SANDBOX_UNITS, make_resources, sandbox_tables
+from ma_pipeline_tests.test_bodacc import notice, person, previous
 
 SEED = 2026
 AS_OF_DAY = date(2024, 6, 1)
@@ -250,3 +252,79 @@ def test_a_challenger_is_promoted_only_past_the_margin_over_every_bar() -> None:
     beaten = decide(auc(0.70), auc(0.60), auc(0.698), margin=0.005, champion_version="m/1")
     assert not beaten.promote and "champion m/1" in beaten.reason
     assert decide(auc(0.71), auc(0.60), auc(0.70), margin=0.005, champion_version="m/1").promote
+
+
+def test_bodacc_notices_become_the_labels_one_by_one(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    """A constructed BODACC export (a sale, a TUP, a sale then its annulation) in the landing
+    folder: ma_events holds exactly its events, and training_set labels exactly the windows
+    they fall in."""
+    tables = sandbox_tables(SANDBOX_UNITS, SANDBOX_AS_OF)
+    write_tables(warehouse, tables, SANDBOX_AS_OF)
+    known = tables["pappers_companies"]["siren"].sort().to_list()
+    sold, merged, cancelled, buyer = known[10], known[20], known[30], known[40]
+    export = [
+        notice(
+            "A20250170101",
+            "vente",
+            [buyer, sold],
+            dateparution="2025-09-30",
+            listeprecedentproprietaire={"personne": person(sold, "Vendeur")},
+            acte={"vente": {"dateEffet": "2025-09-15"}},
+        ),
+        notice(
+            "B20250050101",
+            "modification",
+            [merged],
+            dateparution="2025-03-10",
+            modificationsgenerales={"descriptif": "Transmission universelle du patrimoine."},
+        ),
+        notice(
+            "A20250080101",
+            "vente",
+            [buyer, cancelled],
+            dateparution="2025-04-02",
+            listeprecedentproprietaire={"personne": person(cancelled, "Annulé")},
+        ),
+        notice(
+            "A20250090101",
+            "vente",
+            [buyer, cancelled],
+            dateparution="2025-04-09",
+            typeavis="annulation",
+            parutionavisprecedent=previous("A20250080101"),
+        ),
+    ]
+    (data_dir / "landing" / "bodacc_export.jsonl").write_text(
+        "\n".join(json.dumps(n, ensure_ascii=False) for n in export)
+    )
+    config = {"ops": {"ml__training_set": {"config": {"lookback_months": 18}}}}
+
+    result = dg.materialize(
+        [ma_events, training_set],
+        resources=make_resources(data_dir, warehouse_url),
+        run_config=config,
+    )
+
+    assert result.success
+    events_stored = warehouse.read(TableRef("ml", "ma_events"))
+    assert sorted(events_stored.rows()) == sorted(
+        [
+            (sold, date(2025, 9, 15), "cession", "bodacc", "A20250170101"),
+            (merged, date(2025, 3, 10), "fusion_absorption", "bodacc", "B20250050101"),
+        ]
+    )
+    stored = warehouse.read(TableRef("ml", "training_set"))
+    assert {sold, merged, cancelled} <= set(stored["siren"])
+    labelled = set(stored.filter(pl.col(LABELS["ma"]) == 1).select(AS_OF, "siren").rows())
+    expected = {
+        (day, siren)
+        for day in as_of_dates(SANDBOX_AS_OF, 18)
+        for siren, happened in ((sold, date(2025, 9, 15)), (merged, date(2025, 3, 10)))
+        if day < happened <= add_months(day, 12)
+    }
+    assert labelled == expected
+    assert {siren for _, siren in expected} == {sold, merged}  # both fall in some window
+    windows_of_the_sale = {day for day, siren in expected if siren == sold}
+    assert 0 < len(windows_of_the_sale) < len(as_of_dates(SANDBOX_AS_OF, 18))

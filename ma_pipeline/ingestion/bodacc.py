@@ -89,9 +89,9 @@ ACCOUNTS_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
     "reference": pl.String(),
 }
+# Case-insensitive inline, as polars reads the pattern on its own.
 MERGER = re.compile(
-    r"fusion|absorption|transmission universelle|\bTUP\b|dissolution sans liquidation",
-    re.IGNORECASE,
+    r"(?i)fusion|absorption|transmission universelle|\bTUP\b|dissolution sans liquidation"
 )
 CONFIDENTIAL = re.compile(r"confidentialit|L\.?\s*232-25", re.IGNORECASE)
 _MOJIBAKE = re.compile("[ÃÂ][\u0080-\u00bf]")

@@ -14,6 +14,8 @@ from ma_pipeline import settings
 from ma_pipeline.contracts import keys
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.features import compute
+from ma_pipeline.ingestion import bodacc
+from ma_pipeline.ingestion.bodacc import BodaccFileError, bodacc_files
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
@@ -27,7 +29,13 @@ from ma_pipeline.ml.dataset import (
     build_training_set,
     read_snapshot,
 )
-from ma_pipeline.ml.events import EventsFileError, event_files, read_events, sandbox_events
+from ma_pipeline.ml.events import (
+    EventsFileError,
+    event_files,
+    read_events,
+    sandbox_events,
+    with_bodacc,
+)
 from ma_pipeline.ml.model_card import markdown_table, metrics_table
 from ma_pipeline.ml.models import candidate, feature_reference, log_run_context, register
 from ma_pipeline.ml.registry import SCORES, MlflowResource, model_versions
@@ -54,11 +62,12 @@ class EventsConfig(dg.Config):
     key=keys.MA_EVENTS,
     group_name=GROUP,
     owners=owners.ML,
-    code_version=source_version(sys.modules[__name__], events),
+    code_version=source_version(sys.modules[__name__], events, bodacc),
     pool=WAREHOUSE_POOL,
     kinds={"polars"},
     description="Dated M&A events per SIREN (cession, changement_controle, fusion_absorption)"
-    " from $MA_DATA_DIR/landing/ma_events*.csv, or drawn from the sandbox's latent truth.",
+    " from $MA_DATA_DIR/landing/ma_events*.csv and BODACC exports (bodacc*.csv|json|jsonl), or"
+    " drawn from the sandbox's latent truth.",
 )
 def ma_events(
     context: dg.AssetExecutionContext,
@@ -69,15 +78,19 @@ def ma_events(
     """The CSV contract, the BODACC and CRM mappings and the sandbox's noise are documented in
     ``ma_pipeline.ml.events``. Rejected rows are listed in the metadata with their reason."""
     files = event_files(sirene.landing_dir)
+    exports = bodacc_files(sirene.landing_dir)
     metadata: dict[str, Any] = {}
-    if files:
+    if files or exports:
         try:
-            read = read_events(files)
-        except EventsFileError as exc:
+            read, from_bodacc = with_bodacc(read_events(files), exports)
+        except (EventsFileError, BodaccFileError) as exc:
             raise dg.Failure(description=str(exc)) from exc
         events = read.events
+        if exports:
+            metadata["bodacc_events"] = from_bodacc.events.height
+            metadata["bodacc_skipped"] = from_bodacc.skipped
         metadata |= {
-            "source": [path.name for path in files],
+            "source": [path.name for path in [*files, *exports]],
             "rejected": read.rejected.height,
             "rejected_by_reason": read.rejected_by_reason(),
             "rejected_rows": preview(read.rejected, rows=50),
@@ -88,9 +101,10 @@ def ma_events(
             )
     elif sirene.stock_files():
         raise dg.Failure(
-            description=f"no ma_events*.csv in {sirene.landing_dir}, and the universe comes from"
-            " SIRENE files: sandbox events only exist for the sandbox universe. Drop an events"
-            " CSV (columns siren, event_date, event_type; see ma_pipeline/ml/events.py)."
+            description=f"no ma_events*.csv nor bodacc* export in {sirene.landing_dir}, and the"
+            " universe comes from SIRENE files: sandbox events only exist for the sandbox"
+            " universe. Drop an events CSV (columns siren, event_date, event_type; see"
+            " ma_pipeline/ml/events.py) or BODACC exports (ma_pipeline/ingestion/bodacc.py)."
         )
     else:
         end = (

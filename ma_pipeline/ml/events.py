@@ -20,7 +20,9 @@ metadata, never dropped silently; the same (siren, event_date, event_type) given
 once and the repeat reported as a duplicate. A file without the required columns fails the asset.
 
 **BODACC** (CONTRACTS §4; after dropping notices cancelled by an ``annulation`` and those a
-``rectificatif`` supersedes):
+``rectificatif`` supersedes). The portal's exports dropped in the landing folder as
+``bodacc*.csv|json|jsonl`` are read by ``ingestion.bodacc``, which applies these rules itself;
+their events join the CSV's, a CSV row winning over a notice for the same company, day and type:
 
 - ``familleavis = vente`` (BODACC A, *ventes et cessions*): ``cession``; ``siren`` = the seller
   (``listeprecedentproprietaire`` / ``listeprecedentexploitant``; Pappers shows the same notice as
@@ -55,6 +57,7 @@ import numpy as np
 import polars as pl
 
 from ma_pipeline.contracts.siren import siren_problem
+from ma_pipeline.ingestion import bodacc
 from ma_pipeline.ml.dataset import add_months
 from ma_pipeline.sandbox.world import world
 
@@ -102,6 +105,14 @@ def event_files(landing_dir: Path) -> list[Path]:
     if not landing_dir.is_dir():
         return []
     return sorted(p for p in landing_dir.iterdir() if p.is_file() and EVENTS_FILE.match(p.name))
+
+
+def with_bodacc(read: EventsRead, exports: list[Path]) -> tuple[EventsRead, bodacc.Derived]:
+    """``read``'s events and those of the BODACC exports, each (siren, day, type) once."""
+    derived = bodacc.events(bodacc.current(bodacc.read_notices(exports)))
+    both = pl.concat([read.events, derived.events.cast(EVENT_SCHEMA)])  # type: ignore[arg-type]
+    unique = both.unique(["siren", "event_date", "event_type"], keep="first", maintain_order=True)
+    return EventsRead(unique.sort("siren", "event_date"), read.rejected), derived
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
