@@ -3,13 +3,16 @@ notices (labelled as such) for what no real record shows: sales, cancellations, 
 several SIRENs, mojibake."""
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import polars as pl
 import pytest
 
+from ma_pipeline.ingestion.assets import bodacc
 from ma_pipeline.ingestion.bodacc import (
     BodaccFileError,
     accounts_filed,
@@ -19,6 +22,8 @@ from ma_pipeline.ingestion.bodacc import (
     read_notices,
     repaired,
 )
+from ma_pipeline.warehouse import TableRef, Warehouse
+from ma_pipeline_tests.conftest import make_resources
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "open_data"
 REAL = SHARED / "bodacc_ods_v1_search_registre_880878145.json"
@@ -217,3 +222,32 @@ def test_a_file_that_is_not_an_export_is_refused_by_name(tmp_path: Path) -> None
         read_notices([broken])
     with pytest.raises(BodaccFileError, match=r"bodacc_undated\.jsonl: 1 notice"):
         read_notices([undated])
+
+
+def test_the_bodacc_asset_stores_notices_procedures_and_filings_without_names(
+    constructed: Path, data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    shutil.copy(constructed, data_dir / "landing" / constructed.name)
+    shutil.copy(REAL, data_dir / "landing" / "bodacc_880878145.json")
+
+    result = dg.materialize([bodacc], resources=make_resources(data_dir, warehouse_url))
+
+    assert result.success
+    stored = warehouse.read(TableRef("open_data", "bodacc_notices"))
+    assert stored.height == len(CONSTRUCTED) + 3
+    gone = {"A20240055104", "A20240056101", "C20240080101"}  # cancelled, cancelling, corrected
+    assert set(stored.filter(~pl.col("standing"))["id"]) == gone
+    assert "Vendeur" not in str(stored.rows())  # no person's name kept
+    filed = warehouse.read(TableRef("open_data", "bodacc_accounts_filed"))
+    assert sorted(filed["reference"]) == ["C202101554392", "C202200902528", "C20240080102"]
+    assert warehouse.read(TableRef("open_data", "bodacc_procedures"))["siren"].to_list() == [OTHER]
+
+
+def test_the_bodacc_asset_without_an_export_fails_and_says_where_to_put_one(
+    data_dir: Path,
+) -> None:
+    result = dg.materialize([bodacc], resources=make_resources(data_dir), raise_on_error=False)
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert "no bodacc*.csv" in (failure.step_failure_data.user_failure_data.description or "")

@@ -67,6 +67,9 @@ SIRENE_STOCKS = TableRef("ingestion", "sirene_stocks", lookup=("siren",))  # onc
 RAW_COMPANIES_DAYS = TableRef("ingestion", "raw_companies_days")  # day -> its stock
 RAW_COMPANIES_REJECTED = TableRef("ingestion", "raw_companies_rejected")
 TARGET_COMPANIES = TableRef("ingestion", "target_companies")
+BODACC_NOTICES = TableRef("open_data", "bodacc_notices")
+BODACC_PROCEDURES = TableRef("open_data", "bodacc_procedures")
+BODACC_ACCOUNTS_FILED = TableRef("open_data", "bodacc_accounts_filed")
 # enrichment
 # A company's Pappers rows change when its answer changes (or a dirigeant's age on a birthday).
 PAPPERS_COMPANIES = TableRef("enrichment", "pappers_companies", by_change=ByChange())

@@ -1,5 +1,6 @@
-"""raw_companies: the company universe of each day, and the rows that could not be used; and
-target_companies: who of them is enriched, featured and scored."""
+"""raw_companies: the company universe of each day, and the rows that could not be used;
+target_companies: who of them is enriched, featured and scored; and the BODACC notices of the
+exports dropped in the landing folder, with the procedures and filings they give."""
 
 import sys
 from collections import Counter
@@ -13,6 +14,7 @@ import polars as pl
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
+from ma_pipeline.ingestion import bodacc as notices
 from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
 from ma_pipeline.ingestion.source import SireneSource
@@ -274,3 +276,69 @@ def target_companies(
             "rules": config.model_dump(),
         },
     )
+
+
+@dg.multi_asset(
+    outs={
+        "bodacc_notices": _out(
+            keys.BODACC_NOTICES,
+            "Every notice of the BODACC exports in the landing folder (bodacc*.csv|json|jsonl):"
+            " id, publication date, kind, family, the SIRENs it names, the notice it cancels or"
+            " corrects, whether it stands, and its file. No person's name is kept: the id leads"
+            " to the notice on bodacc.fr.",
+        ),
+        "bodacc_procedures": _out(
+            keys.BODACC_PROCEDURES,
+            "Collective procedures' judgements of the standing notices: SIREN, date, family,"
+            " nature, and the notice (reference).",
+        ),
+        "bodacc_accounts_filed": _out(
+            keys.BODACC_ACCOUNTS_FILED,
+            "Accounts filed, from the standing dépôts des comptes: SIREN, closing date, kind,"
+            " whether confidential, publication date, and the notice (reference).",
+        ),
+    },
+    group_name="open_data",  # materialized on demand, once the exports are downloaded
+    pool=WAREHOUSE_POOL,
+)
+def bodacc(
+    context: dg.AssetExecutionContext, sirene: SireneSource
+) -> Iterator[dg.Output[pl.DataFrame]]:
+    """The BODACC exports the user downloaded (README, "Real open data"), read by
+    ``ingestion.bodacc``; ma_events reads the sales and mergers from the same files."""
+    exports = notices.bodacc_files(sirene.landing_dir)
+    if not exports:
+        raise dg.Failure(
+            description=f"no bodacc*.csv, bodacc*.json or bodacc*.jsonl in {sirene.landing_dir}:"
+            " download the BODACC exports first (README, Real open data)",
+            allow_retries=False,
+        )
+    try:
+        every = notices.read_notices(exports)
+    except notices.BodaccFileError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    standing = notices.current(every)
+    stored = every.select(
+        "id", "dateparution", "typeavis", "familleavis", "sirens", "replaces", "file"
+    ).with_columns(standing=pl.col("id").is_in(standing["id"].implode()))
+    families = stored.group_by("familleavis").len().sort("familleavis")
+    context.log.info(f"{every.height} BODACC notices read, {standing.height} standing")
+    yield dg.Output(
+        stored,
+        "bodacc_notices",
+        metadata={
+            "files": [path.name for path in exports],
+            "notices": every.height,
+            "standing": standing.height,
+            "cancelled_or_corrected": every.height - standing.height,
+            "by_family": dict(
+                zip(families["familleavis"].fill_null("?"), families["len"].to_list(), strict=True)
+            ),
+        },
+    )
+    for name, derive in (
+        ("bodacc_procedures", notices.procedures),
+        ("bodacc_accounts_filed", notices.accounts_filed),
+    ):
+        frame = derive(standing)
+        yield dg.Output(frame, name, metadata={"preview": preview(frame)})
