@@ -1,6 +1,7 @@
 """raw_companies: the company universe of each day, and the rows that could not be used;
 target_companies: who of them is enriched, featured and scored; and the BODACC notices of the
-exports dropped in the landing folder, with the procedures and filings they give."""
+exports dropped in the landing folder, with the procedures and filings they give, and INPI's
+financial ratios."""
 
 import sys
 from collections import Counter
@@ -15,6 +16,7 @@ from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import bodacc as notices
+from ma_pipeline.ingestion import inpi_ratios as ratios
 from ma_pipeline.ingestion import sirene, source, targets
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
 from ma_pipeline.ingestion.source import SireneSource
@@ -342,3 +344,48 @@ def bodacc(
     ):
         frame = derive(standing)
         yield dg.Output(frame, name, metadata={"preview": preview(frame)})
+
+
+@dg.asset(
+    key=keys.INPI_RATIOS,
+    group_name="open_data",  # materialized on demand, once the file is downloaded
+    owners=owners.DATA,
+    code_version=source_version(ratios),
+    kinds={"polars"},
+    pool=WAREHOUSE_POOL,
+    description="INPI's financial ratios per SIREN, closing date and kind of accounts (K, C, S),"
+    " from ratios_inpi*.csv|json in the landing folder: revenue, net income, EBE, margins, debt"
+    " and liquidity; the legal entity's row of each year chosen (C, else S, else K), implausible"
+    " values flagged, each row's file line or record id as reference.",
+)
+def inpi_ratios(context: dg.AssetExecutionContext, sirene: SireneSource) -> dg.Output[pl.DataFrame]:
+    """``ingestion.inpi_ratios`` holds the rules (deduplication, choice, flags)."""
+    files = ratios.ratio_files(sirene.landing_dir)
+    if not files:
+        raise dg.Failure(
+            description=f"no ratios_inpi*.csv or ratios_inpi*.json in {sirene.landing_dir}:"
+            " download INPI's ratios first (README, Real open data)",
+            allow_retries=False,
+        )
+    try:
+        frame = ratios.read_ratios(files)
+    except ratios.RatiosFileError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    if frame.is_empty():
+        raise dg.Failure(
+            description=f"{[p.name for p in files]}: no row with a SIREN, a closing"
+            " date and a type_bilan",
+            allow_retries=False,
+        )
+    flagged = frame.filter(pl.col("implausible").is_not_null())
+    context.log.info(f"{frame.height} ratio rows, {flagged.height} flagged implausible")
+    return dg.Output(
+        frame,
+        metadata={
+            "files": [path.name for path in files],
+            "companies": frame["siren"].n_unique(),
+            "chosen": int(frame["chosen"].sum()),
+            "implausible": flagged.height,
+            "implausible_rows": preview(flagged),
+        },
+    )
