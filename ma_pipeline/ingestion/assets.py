@@ -5,8 +5,9 @@ financial ratios."""
 
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -280,6 +281,26 @@ def target_companies(
     )
 
 
+def _read_landed(
+    files: list[Path],
+    wanted: str,
+    landing_dir: Path,
+    read: Callable[[list[Path]], pl.DataFrame],
+    error: type[Exception],
+) -> pl.DataFrame:
+    """``read(files)``; a failure that says what to download, and where, when there is no file,
+    or which file is wrong."""
+    if not files:
+        raise dg.Failure(
+            description=f"no {wanted} in {landing_dir}: download it first (README, Real open data)",
+            allow_retries=False,
+        )
+    try:
+        return read(files)
+    except error as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
 @dg.multi_asset(
     outs={
         "bodacc_notices": _out(
@@ -309,16 +330,13 @@ def bodacc(
     """The BODACC exports the user downloaded (README, "Real open data"), read by
     ``ingestion.bodacc``; ma_events reads the sales and mergers from the same files."""
     exports = notices.bodacc_files(sirene.landing_dir)
-    if not exports:
-        raise dg.Failure(
-            description=f"no bodacc*.csv, bodacc*.json or bodacc*.jsonl in {sirene.landing_dir}:"
-            " download the BODACC exports first (README, Real open data)",
-            allow_retries=False,
-        )
-    try:
-        every = notices.read_notices(exports)
-    except notices.BodaccFileError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    every = _read_landed(
+        exports,
+        "bodacc*.csv, bodacc*.json or bodacc*.jsonl",
+        sirene.landing_dir,
+        notices.read_notices,
+        notices.BodaccFileError,
+    )
     standing = notices.current(every)
     stored = every.select(
         "id", "dateparution", "typeavis", "familleavis", "sirens", "replaces", "file"
@@ -361,16 +379,13 @@ def bodacc(
 def inpi_ratios(context: dg.AssetExecutionContext, sirene: SireneSource) -> dg.Output[pl.DataFrame]:
     """``ingestion.inpi_ratios`` holds the rules (deduplication, choice, flags)."""
     files = ratios.ratio_files(sirene.landing_dir)
-    if not files:
-        raise dg.Failure(
-            description=f"no ratios_inpi*.csv or ratios_inpi*.json in {sirene.landing_dir}:"
-            " download INPI's ratios first (README, Real open data)",
-            allow_retries=False,
-        )
-    try:
-        frame = ratios.read_ratios(files)
-    except ratios.RatiosFileError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    frame = _read_landed(
+        files,
+        "ratios_inpi*.csv or ratios_inpi*.json",
+        sirene.landing_dir,
+        ratios.read_ratios,
+        ratios.RatiosFileError,
+    )
     if frame.is_empty():
         raise dg.Failure(
             description=f"{[p.name for p in files]}: no row with a SIREN, a closing"
