@@ -71,6 +71,7 @@ BODACC_NOTICES = TableRef("open_data", "bodacc_notices")
 BODACC_PROCEDURES = TableRef("open_data", "bodacc_procedures")
 BODACC_ACCOUNTS_FILED = TableRef("open_data", "bodacc_accounts_filed")
 INPI_RATIOS = TableRef("open_data", "inpi_ratios")
+SUCCESSION_CANDIDATES = TableRef("open_data", "succession_candidates")
 # enrichment
 # A company's Pappers rows change when its answer changes (or a dirigeant's age on a birthday).
 PAPPERS_COMPANIES = TableRef("enrichment", "pappers_companies", by_change=ByChange())

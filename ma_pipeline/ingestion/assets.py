@@ -1,13 +1,14 @@
 """raw_companies: the company universe of each day, and the rows that could not be used;
 target_companies: who of them is enriched, featured and scored; and the BODACC notices of the
 exports dropped in the landing folder, with the procedures and filings they give, and INPI's
-financial ratios."""
+financial ratios and SIRENE's succession links."""
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import dagster as dg
@@ -18,7 +19,8 @@ from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS, REJECTED_SCHEMA
 from ma_pipeline.ingestion import bodacc as notices
 from ma_pipeline.ingestion import inpi_ratios as ratios
-from ma_pipeline.ingestion import sirene, source, targets
+from ma_pipeline.ingestion import sirene, source, succession, targets
+from ma_pipeline.ingestion.landing import Download
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ingestion.targets import TargetRules, select_targets
@@ -281,23 +283,33 @@ def target_companies(
     )
 
 
-def _read_landed(
-    files: list[Path],
-    wanted: str,
-    landing_dir: Path,
-    read: Callable[[list[Path]], pl.DataFrame],
-    error: type[Exception],
-) -> pl.DataFrame:
-    """``read(files)``; a failure that says what to download, and where, when there is no file,
-    or which file is wrong."""
+def _open_data(key: dg.AssetKey, rules: ModuleType, description: str) -> Any:
+    """The decorator of a table of the ``open_data`` group, read from files the user downloads
+    and materialized on demand; ``rules`` is the module that reads them."""
+    return dg.asset(
+        key=key,
+        group_name="open_data",
+        owners=owners.DATA,
+        code_version=source_version(rules),
+        kinds={"polars"},
+        pool=WAREHOUSE_POOL,
+        description=description,
+    )
+
+
+def _read_landed(landing_dir: Path, download: Download) -> tuple[list[Path], pl.DataFrame]:
+    """The files of ``download`` and what they hold; a failure that says what to download, and
+    where, when there is no file, or which file is wrong."""
+    files = download.files(landing_dir)
     if not files:
         raise dg.Failure(
-            description=f"no {wanted} in {landing_dir}: download it first (README, Real open data)",
+            description=f"no {download.named} in {landing_dir}: download it first (README, Real"
+            " open data)",
             allow_retries=False,
         )
     try:
-        return read(files)
-    except error as exc:
+        return files, download.read(files)
+    except download.error as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
@@ -329,14 +341,7 @@ def bodacc(
 ) -> Iterator[dg.Output[pl.DataFrame]]:
     """The BODACC exports the user downloaded (README, "Real open data"), read by
     ``ingestion.bodacc``; ma_events reads the sales and mergers from the same files."""
-    exports = notices.bodacc_files(sirene.landing_dir)
-    every = _read_landed(
-        exports,
-        "bodacc*.csv, bodacc*.json or bodacc*.jsonl",
-        sirene.landing_dir,
-        notices.read_notices,
-        notices.BodaccFileError,
-    )
+    exports, every = _read_landed(sirene.landing_dir, notices.DOWNLOAD)
     standing = notices.current(every)
     stored = every.select(
         "id", "dateparution", "typeavis", "familleavis", "sirens", "replaces", "file"
@@ -364,28 +369,17 @@ def bodacc(
         yield dg.Output(frame, name, metadata={"preview": preview(frame)})
 
 
-@dg.asset(
-    key=keys.INPI_RATIOS,
-    group_name="open_data",  # materialized on demand, once the file is downloaded
-    owners=owners.DATA,
-    code_version=source_version(ratios),
-    kinds={"polars"},
-    pool=WAREHOUSE_POOL,
-    description="INPI's financial ratios per SIREN, closing date and kind of accounts (K, C, S),"
+@_open_data(
+    keys.INPI_RATIOS,
+    ratios,
+    "INPI's financial ratios per SIREN, closing date and kind of accounts (K, C, S),"
     " from ratios_inpi*.csv|json in the landing folder: revenue, net income, EBE, margins, debt"
     " and liquidity; the legal entity's row of each year chosen (C, else S, else K), implausible"
     " values flagged, each row's file line or record id as reference.",
 )
 def inpi_ratios(context: dg.AssetExecutionContext, sirene: SireneSource) -> dg.Output[pl.DataFrame]:
     """``ingestion.inpi_ratios`` holds the rules (deduplication, choice, flags)."""
-    files = ratios.ratio_files(sirene.landing_dir)
-    frame = _read_landed(
-        files,
-        "ratios_inpi*.csv or ratios_inpi*.json",
-        sirene.landing_dir,
-        ratios.read_ratios,
-        ratios.RatiosFileError,
-    )
+    files, frame = _read_landed(sirene.landing_dir, ratios.DOWNLOAD)
     if frame.is_empty():
         raise dg.Failure(
             description=f"{[p.name for p in files]}: no row with a SIREN, a closing"
@@ -402,5 +396,30 @@ def inpi_ratios(context: dg.AssetExecutionContext, sirene: SireneSource) -> dg.O
             "chosen": int(frame["chosen"].sum()),
             "implausible": flagged.height,
             "implausible_rows": preview(flagged),
+        },
+    )
+
+
+@_open_data(
+    keys.SUCCESSION_CANDIDATES,
+    succession,
+    "Candidate transfers of a business between legal units, from SIRENE's"
+    " succession links (StockEtablissementLiensSuccession*.csv in the landing folder): the"
+    " predecessor's SIREN, the successor's, the date, the link as reference. Weaker evidence"
+    " than a BODACC sale: not used as M&A labels.",
+)
+def succession_candidates(
+    context: dg.AssetExecutionContext, sirene: SireneSource
+) -> dg.Output[pl.DataFrame]:
+    """``ingestion.succession`` holds the rule (another unit, economic continuity, not a move
+    of the head office)."""
+    files, frame = _read_landed(sirene.landing_dir, succession.DOWNLOAD)
+    context.log.info(f"{frame.height} candidate transfers between legal units")
+    return dg.Output(
+        frame,
+        metadata={
+            "files": [path.name for path in files],
+            "companies": frame["siren"].n_unique(),
+            "preview": preview(frame),
         },
     )

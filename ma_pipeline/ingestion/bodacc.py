@@ -42,6 +42,7 @@ from typing import Any
 import polars as pl
 
 from ma_pipeline.contracts.siren import siren_problem
+from ma_pipeline.ingestion.landing import Download
 
 BODACC_FILE = re.compile(r"^bodacc.*\.(csv|jsonl?)$", re.IGNORECASE)
 SOURCE = "bodacc"
@@ -107,12 +108,6 @@ class Derived:
 
     events: pl.DataFrame
     skipped: dict[str, int] = field(default_factory=dict)
-
-
-def bodacc_files(landing_dir: Path) -> list[Path]:
-    if not landing_dir.is_dir():
-        return []
-    return sorted(p for p in landing_dir.iterdir() if p.is_file() and BODACC_FILE.match(p.name))
 
 
 def repaired(text: str) -> str:
@@ -327,3 +322,8 @@ def accounts_filed(standing: pl.DataFrame) -> pl.DataFrame:
         for siren in notice["sirens"]
     ]
     return pl.DataFrame(rows, schema=ACCOUNTS_SCHEMA, orient="row")
+
+
+DOWNLOAD = Download(
+    BODACC_FILE, "bodacc*.csv, bodacc*.json or bodacc*.jsonl", read_notices, BodaccFileError
+)

@@ -20,13 +20,16 @@ converted here, so a malformed number is null, never a failed file. The rules (`
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-BULK_FILE = "ratios_inpi"
+from ma_pipeline.ingestion.landing import Download
+
+RATIOS_FILE = re.compile(r"^ratios_inpi.*\.(csv|json)$", re.IGNORECASE)
 SOURCE = "inpi_ratios"
 PREFERENCE = {"C": 0, "S": 1, "K": 2}  # the legal entity's own accounts first
 AMOUNTS = ("chiffre_d_affaires", "resultat_net", "ebe", "marge_brute")
@@ -54,18 +57,6 @@ JUMP = 500.0  # a ratio this far from the neighbouring year is a unit slip, not 
 
 class RatiosFileError(ValueError):
     """A ratios file that cannot be read: names the file and the problem."""
-
-
-def ratio_files(landing_dir: Path) -> list[Path]:
-    if not landing_dir.is_dir():
-        return []
-    return sorted(
-        p
-        for p in landing_dir.iterdir()
-        if p.is_file()
-        and p.name.lower().startswith(BULK_FILE)
-        and p.suffix.lower() in (".csv", ".json")
-    )
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -134,3 +125,8 @@ def read_ratios(paths: list[Path]) -> pl.DataFrame:
         .select(list(RATIOS_SCHEMA))
         .sort("siren", "date_cloture_exercice", "type_bilan")
     )
+
+
+DOWNLOAD = Download(
+    RATIOS_FILE, "ratios_inpi*.csv or ratios_inpi*.json", read_ratios, RatiosFileError
+)

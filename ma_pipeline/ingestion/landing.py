@@ -9,10 +9,13 @@ two files with the same date are ordered by name.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import polars as pl
 
 PARIS = ZoneInfo("Europe/Paris")
 STOCK_FILE = re.compile(r"^StockUniteLegale.*\.(csv|csv\.gz|parquet)$", re.IGNORECASE)
@@ -29,6 +32,27 @@ class LandingFile:
     path: Path
     dated: date
     dated_by: str  # "name" or "mtime"
+
+
+def landed(landing_dir: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """The files of ``landing_dir`` whose name matches ``pattern``, in name order."""
+    if not landing_dir.is_dir():
+        return []
+    return sorted(p for p in landing_dir.iterdir() if p.is_file() and pattern.match(p.name))
+
+
+@dataclass(frozen=True)
+class Download:
+    """Files a user downloads into the landing folder: which names, said how to a user, the
+    function that reads them all, and the error it raises for a bad file."""
+
+    pattern: re.Pattern[str]
+    named: str
+    read: Callable[[list[Path]], pl.DataFrame]
+    error: type[Exception]
+
+    def files(self, landing_dir: Path) -> list[Path]:
+        return landed(landing_dir, self.pattern)
 
 
 def file_date(path: Path) -> tuple[date, str]:

@@ -15,7 +15,8 @@ from ma_pipeline.contracts import keys
 from ma_pipeline.enrichment.pappers import PappersResource
 from ma_pipeline.features import compute
 from ma_pipeline.ingestion import bodacc
-from ma_pipeline.ingestion.bodacc import BodaccFileError, bodacc_files
+from ma_pipeline.ingestion.bodacc import DOWNLOAD as BODACC_EXPORTS
+from ma_pipeline.ingestion.bodacc import BodaccFileError
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
@@ -78,7 +79,7 @@ def ma_events(
     """The CSV contract, the BODACC and CRM mappings and the sandbox's noise are documented in
     ``ma_pipeline.ml.events``. Rejected rows are listed in the metadata with their reason."""
     files = event_files(sirene.landing_dir)
-    exports = bodacc_files(sirene.landing_dir)
+    exports = BODACC_EXPORTS.files(sirene.landing_dir)
     metadata: dict[str, Any] = {}
     if files or exports:
         try:

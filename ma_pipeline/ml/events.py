@@ -58,6 +58,7 @@ import polars as pl
 
 from ma_pipeline.contracts.siren import siren_problem
 from ma_pipeline.ingestion import bodacc
+from ma_pipeline.ingestion.landing import landed
 from ma_pipeline.ml.dataset import add_months
 from ma_pipeline.sandbox.world import world
 
@@ -102,9 +103,7 @@ class EventsRead:
 
 
 def event_files(landing_dir: Path) -> list[Path]:
-    if not landing_dir.is_dir():
-        return []
-    return sorted(p for p in landing_dir.iterdir() if p.is_file() and EVENTS_FILE.match(p.name))
+    return landed(landing_dir, EVENTS_FILE)
 
 
 def with_bodacc(read: EventsRead, exports: list[Path]) -> tuple[EventsRead, bodacc.Derived]:
