@@ -11,6 +11,7 @@ from ma_pipeline.enrichment.pappers import (
     COMPANY_SCHEMA,
     DIRIGEANT_SCHEMA,
     FINANCE_SCHEMA,
+    TABLES,
     birth,
     naf,
     parse_company,
@@ -87,12 +88,13 @@ def test_the_company_row_of_the_real_sample(sample: dict[str, Any]) -> None:
         "dernier_traitement": date(2021, 1, 6),
         "partial": False,
         "fetched_at": FETCHED,
+        "source": "pappers",
     }
 
 
 def test_the_finances_of_the_real_sample(sample: dict[str, Any]) -> None:
     finances = tables(sample, date(2021, 6, 30))["pappers_finances"]
-    assert finances.columns == ["partition_date", *FINANCE_SCHEMA]
+    assert finances.columns == ["partition_date", *FINANCE_SCHEMA, "fetched_at", "source"]
     rows = finances.select(
         "annee",
         "date_de_cloture_exercice",
@@ -117,7 +119,13 @@ def test_the_finances_of_the_real_sample(sample: dict[str, Any]) -> None:
 
 def test_the_dirigeants_of_the_real_sample(sample: dict[str, Any]) -> None:
     dirigeants = tables(sample, date(2021, 6, 30))["pappers_dirigeants"].sort("rang")
-    assert dirigeants.columns == ["partition_date", *DIRIGEANT_SCHEMA, "age"]
+    assert dirigeants.columns == [
+        "partition_date",
+        *DIRIGEANT_SCHEMA,
+        "age",
+        "fetched_at",
+        "source",
+    ]
     rows = dirigeants.select(
         "rang",
         "personne_morale",
@@ -233,3 +241,15 @@ def test_birth_dates_with_and_without_the_day(
 )
 def test_naf_codes_are_written_with_their_dot(code: str | None, expected: str | None) -> None:
     assert naf(code) == expected
+
+
+def test_every_row_names_its_source_and_the_answer_it_came_from(sample: dict[str, Any]) -> None:
+    record = parse_entreprise(sample, fetched_at=FETCHED)
+    by_day = pl.DataFrame({"partition_date": [date(2021, 6, 30)], "siren": [sample["siren"]]})
+
+    frames = partition_tables([record], by_day, source="pappers_sandbox")
+
+    for name, frame in frames.items():
+        assert set(frame["source"]) <= {"pappers_sandbox"}, name  # the sample has no procedure
+        assert set(frame["fetched_at"]) <= {FETCHED}, name
+    assert all(frames[name].height for name in TABLES[:3])

@@ -120,6 +120,8 @@ def test_changing_what_was_not_yet_known_on_d_does_not_change_the_features_of_d(
         type=pl.lit("Liquidation judiciaire"),
         date_debut=pl.lit(after_d),
         date_fin=pl.lit(None, pl.Date),
+        fetched_at=pl.lit(None, pl.Datetime("us", "UTC")),
+        source=pl.lit("test"),
     )
     rewritten = replace(
         inputs,

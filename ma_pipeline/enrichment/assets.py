@@ -200,7 +200,9 @@ def pappers_enrichment(
     if isinstance(run.fatal, BadApiKey):
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 
-    frames = partition_tables(list(run.records.values()), companies_by_day)
+    frames = partition_tables(
+        list(run.records.values()), companies_by_day, source=pappers.provenance
+    )
     frames[FAILURES_TABLE] = failures_frame(run, companies_by_day)
     summary: dict[str, Any] = {
         "mode": "sandbox: no MA_PAPPERS_API_KEY; answers are generated, no credits are spent"

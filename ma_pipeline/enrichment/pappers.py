@@ -444,11 +444,14 @@ def record_frames(records: Sequence[PappersRecord]) -> dict[str, pl.DataFrame]:
 
 
 def partition_tables(
-    records: Sequence[PappersRecord], companies_by_day: pl.DataFrame
+    records: Sequence[PappersRecord], companies_by_day: pl.DataFrame, source: str = SOURCE
 ) -> dict[str, pl.DataFrame]:
     """Each table's rows for each (partition_date, siren) of ``companies_by_day``.
 
     A SIREN enriched once serves every day it is active; dirigeants get their age at that day.
+    Every row names where it comes from: ``source`` (``pappers``, or ``pappers_sandbox`` for
+    generated answers) and the ``fetched_at`` of the answer it was parsed from (the API cache's
+    answer for that SIREN).
     """
     frames = record_frames(records)
     by_day = companies_by_day.select(PARTITION_COLUMN, "siren")
@@ -468,7 +471,14 @@ def partition_tables(
             pl.Int64
         )
     )
-    return out
+    # The companies' fetched_at is their answer's; the other tables take it from there.
+    answers = frames["pappers_companies"].select("siren", "fetched_at")
+    return {
+        name: (
+            frame if name == "pappers_companies" else frame.join(answers, on="siren", how="left")
+        ).with_columns(pl.lit(source).alias("source"))
+        for name, frame in out.items()
+    }
 
 
 # ---------------------------------------------------------------------------------- the API

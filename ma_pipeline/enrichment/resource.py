@@ -57,6 +57,11 @@ class ApiResource(LaunchSettings, abc.ABC):
         """'live' with a key (credits are spent), 'sandbox' without."""
         return "live" if self.api_key else "sandbox"
 
+    @property
+    def provenance(self) -> str:
+        """What rows from this API say they come from: its source, ``_sandbox`` when generated."""
+        return self.source if self.mode == "live" else f"{self.source}_sandbox"
+
     def limits(self) -> Limits:
         default = self.live_rate_per_second if self.api_key else self.sandbox_rate_per_second
         return Limits(

@@ -138,7 +138,11 @@ def score_sirens(
     day = pl.DataFrame(
         {"siren": [r.company["siren"] for r in records]}, schema={"siren": pl.String}
     )
-    tables = partition_tables(records, day.select(pl.lit(as_of).alias(PARTITION_COLUMN), "siren"))
+    tables = partition_tables(
+        records,
+        day.select(pl.lit(as_of).alias(PARTITION_COLUMN), "siren"),
+        source=pappers.provenance,
+    )
     sirene = sirene_rows(backend, sirens)
     from_pappers = companies_from_pappers(tables["pappers_companies"], as_of)
     companies = pl.concat(
