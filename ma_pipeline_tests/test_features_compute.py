@@ -120,8 +120,6 @@ def test_changing_what_was_not_yet_known_on_d_does_not_change_the_features_of_d(
         type=pl.lit("Liquidation judiciaire"),
         date_debut=pl.lit(after_d),
         date_fin=pl.lit(None, pl.Date),
-        fetched_at=pl.lit(None, pl.Datetime("us", "UTC")),
-        source=pl.lit("test"),
     )
     rewritten = replace(
         inputs,
@@ -135,9 +133,7 @@ def test_changing_what_was_not_yet_known_on_d_does_not_change_the_features_of_d(
             ]
         ),
         dirigeants=pl.concat([inputs.dirigeants, elder.select(inputs.dirigeants.columns)]),
-        procedures=pl.concat(
-            [inputs.procedures, procedure.select(inputs.procedures.columns)], how="vertical_relaxed"
-        ),
+        procedures=pl.concat([inputs.procedures, procedure], how="diagonal_relaxed"),
     )
 
     assert_frame_equal(

@@ -123,8 +123,9 @@ def _rewrite_the_future(base: Snapshot, day: date) -> Snapshot:
             base.procedures.with_columns(
                 date_fin=pl.when(ended_later).then(pl.lit(date(2039, 1, 1))).otherwise("date_fin")
             ),
-            new_procedures.select(base.procedures.columns).cast(base.procedures.schema),
-        ]
+            new_procedures,  # without the provenance columns: null there
+        ],
+        how="diagonal_relaxed",
     )
     return Snapshot(
         base.day, base.companies, base.pappers_companies, finances, dirigeants, procedures
