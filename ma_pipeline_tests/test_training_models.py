@@ -217,6 +217,8 @@ def test_each_version_has_its_model_card_in_mlflow_and_in_the_materialization(
         ):
             assert f"## {section}" in card
         assert "pred_contrib" in card and "rows/s" in card
+        assert "M&A events behind `label_ma_12m`: sandbox" in card
+        assert "simulated by the sandbox, not real events" in card
         version = client.get_model_version(MODEL_NAMES[score], "2")
         assert version.run_id == run_id and version.tags["score"] == score
     assert "features.json" in artifacts

@@ -234,7 +234,10 @@ def training_set(
             " check's reference. Written only when a new ma champion is promoted.",
         ),
     },
-    ins={"training_set": dg.AssetIn(key=keys.TRAINING_SET)},
+    ins={
+        "training_set": dg.AssetIn(key=keys.TRAINING_SET),
+        "ma_events": dg.AssetIn(key=keys.MA_EVENTS),  # where the M&A labels come from
+    },
     group_name=GROUP,
     pool=WAREHOUSE_POOL,
 )
@@ -242,6 +245,7 @@ def ma_models(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     training_set: pl.DataFrame,
+    ma_events: pl.DataFrame,
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output[Any]]:
     """Splits, training and purging: ``ma_pipeline.ml.train``; promotion:
@@ -256,6 +260,8 @@ def ma_models(
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     snapshot_day = frame["snapshot_date"].max()
+    sources = ma_events.group_by("source").len().sort("source")
+    label_sources = dict(zip(sources["source"], sources["len"].to_list(), strict=True))
     metadata: dict[str, Any] = {}
     reference: pl.DataFrame | None = None
     with mlflow.start_run(context) as run:
@@ -274,6 +280,7 @@ def ma_models(
                 config=config,
                 snapshot_day=snapshot_day,
                 run_id=run_id,
+                label_sources=label_sources,
             )
             context.log.info(f"{report.model_version}: {report.decision.reason}")
             metadata |= {

@@ -70,6 +70,13 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> pl.DataFrame:
     )
 
 
+def _sources(counts: dict[str, int]) -> str:
+    """Where the M&A labels come from, and whether they are real."""
+    listed = ", ".join(f"{source} {n:,}" for source, n in counts.items()) or "none"
+    real = [source for source in counts if source != "sandbox"]
+    return f"{listed} ({'real events' if real else 'simulated by the sandbox, not real events'})"
+
+
 def _span(dates: list[date]) -> str:
     return f"{dates[0]} → {dates[-1]} ({len(dates)})" if dates else "none"
 
@@ -81,8 +88,10 @@ def model_card(
     config: TrainingConfig,
     snapshot_day: date,
     run_id: str,
+    label_sources: dict[str, int],
 ) -> str:
-    """The Markdown card of ``report``'s version."""
+    """The Markdown card of ``report``'s version; ``label_sources`` counts the M&A events behind
+    ``label_ma_12m`` by source."""
     rows = pl.DataFrame(
         {
             "split": list(report.rows),
@@ -109,6 +118,7 @@ def model_card(
                 f"- Holdout: {_span(splits.holdout)}; the champion and the rule baseline are"
                 " scored on the same rows.",
                 f"- Companies used for training: {config.train_fraction:.0%} (seeded draw).",
+                f"- M&A events behind `{LABELS['ma']}`: {_sources(label_sources)}.",
             ]
         ),
         markdown_table(rows),

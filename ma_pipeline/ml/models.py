@@ -113,6 +113,7 @@ def register(
     config: TrainingConfig,
     snapshot_day: date,
     run_id: str,
+    label_sources: dict[str, int],
 ) -> tuple[ScoreReport, str]:
     """Log and register ``found`` in the active run, set its aliases; its report and card."""
     score = found.report.score
@@ -120,7 +121,12 @@ def register(
     version = resource.register(found.booster, score, signature)
     report = replace(found.report, model_version=f"{version.name}/{version.version}")
     card = model_card(
-        report, splits=splits, config=config, snapshot_day=snapshot_day, run_id=run_id
+        report,
+        splits=splits,
+        config=config,
+        snapshot_day=snapshot_day,
+        run_id=run_id,
+        label_sources=label_sources,
     )
     mlflow.log_text(card, f"{score}/model_card.md")
     mlflow.log_figure(
