@@ -289,6 +289,8 @@ def test_on_postgresql_the_tables_follow_the_registry_and_no_snapshot_is_written
     some = frame.select("siren").unique().sort("siren").gather_every(4)
     warehouse = connect_warehouse(pg_url, data_dir)
     warehouse.replace_table(TableRef("ml", "training_set"), frame.join(some, on="siren"))
+    events = connect_warehouse("", sandbox).read(TableRef("ml", "ma_events"))
+    warehouse.replace_table(TableRef("ml", "ma_events"), events)  # the model cards' label sources
     # A negative margin promotes whatever is trained: this test is about where things land.
     config = {"ops": {"ma_models": {"config": {"promotion_margin": -1.0}}}}
 
