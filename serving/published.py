@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import anyio
 import polars as pl
@@ -52,7 +52,6 @@ from serving.partition_file import (
 )
 
 log = logging.getLogger(__name__)
-FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 
 BLOCK_ROWS = 100_000  # rows of a partition read and rendered at a time into its file
 HISTORY_COLUMNS = (
@@ -143,12 +142,15 @@ class SnapshotStore:
         days = [p.day for p in self.publications() if start <= p.day <= end]
         if not days:
             return []
-        versions = pl.scan_parquet(self.paths.score_versions).filter(pl.col("siren") == siren)
+        # The company's few versions, read once (row-group statistics skip the rest of the
+        # file), then expanded over the listed days.
+        versions = (
+            pl.scan_parquet(self.paths.score_versions).filter(pl.col("siren") == siren).collect()
+        )
         return (
             pl.concat([_on_day(versions, day) for day in days])
             .select(HISTORY_COLUMNS)
             .sort("partition_date")
-            .collect()
             .to_dicts()
         )
 
@@ -185,7 +187,7 @@ class SnapshotStore:
         """Nothing to release: every read opens and closes its files."""
 
 
-def _on_day(versions: FrameT, day: date) -> FrameT:
+def _on_day(versions: pl.DataFrame, day: date) -> pl.DataFrame:
     """The rows of the snapshot's score versions valid on ``day``, as that day's rows."""
     valid = (pl.col(VALID_FROM) <= day) & (pl.col(VALID_TO).is_null() | (pl.col(VALID_TO) > day))
     return versions.filter(valid).select(

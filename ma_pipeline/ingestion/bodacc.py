@@ -135,7 +135,7 @@ def records(path: Path) -> Iterator[dict[str, Any]]:
             data = json.loads(path.read_text(encoding="utf-8"))
             rows = data.get("records", []) if isinstance(data, dict) else data
             for row in rows:
-                yield row.get("fields", row) if "fields" in row else row
+                yield row.get("fields", row)
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
         raise BodaccFileError(f"{path.name}: not a BODACC export ({exc})") from exc
 
@@ -287,6 +287,18 @@ def events(standing: pl.DataFrame) -> Derived:
     return Derived(pl.DataFrame(rows, schema=EVENT_COLUMNS, orient="row"), skipped)
 
 
+def _per_siren(
+    standing: pl.DataFrame, family: str, field: str
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], str]]:
+    """(notice, its ``field`` parsed, one SIREN it names) for the standing notices of
+    ``family`` whose ``field`` holds a JSON object."""
+    for notice in standing.filter(pl.col("familleavis") == family).iter_rows(named=True):
+        parsed = _json(notice[field])
+        if isinstance(parsed, dict):
+            for siren in notice["sirens"]:
+                yield notice, parsed, siren
+
+
 def procedures(standing: pl.DataFrame) -> pl.DataFrame:
     """Collective procedures' judgements (``PROCEDURE_SCHEMA``), one row per SIREN named."""
     rows = [
@@ -298,9 +310,7 @@ def procedures(standing: pl.DataFrame) -> pl.DataFrame:
             "source": SOURCE,
             "reference": notice["id"],
         }
-        for notice in standing.filter(pl.col("familleavis") == "collective").iter_rows(named=True)
-        if isinstance(judgement := _json(notice["jugement"]), dict)
-        for siren in notice["sirens"]
+        for notice, judgement, siren in _per_siren(standing, "collective", "jugement")
     ]
     return pl.DataFrame(rows, schema=PROCEDURE_SCHEMA, orient="row")
 
@@ -317,9 +327,7 @@ def accounts_filed(standing: pl.DataFrame) -> pl.DataFrame:
             "source": SOURCE,
             "reference": notice["id"],
         }
-        for notice in standing.filter(pl.col("familleavis") == "dpc").iter_rows(named=True)
-        if isinstance(depot := _json(notice["depot"]), dict)
-        for siren in notice["sirens"]
+        for notice, depot, siren in _per_siren(standing, "dpc", "depot")
     ]
     return pl.DataFrame(rows, schema=ACCOUNTS_SCHEMA, orient="row")
 
