@@ -9,6 +9,8 @@ from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.automation.alerts import AlertWebhook
 from ma_pipeline.enrichment.kaspr import KasprResource
 from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.enrichment.recherche_entreprises import RechercheEntreprisesResource
+from ma_pipeline.enrichment.registry import RegistryResource
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.ml.registry import MlflowResource
 from ma_pipeline.scoring.on_demand import ApiStoreResource
@@ -38,7 +40,12 @@ def build_resources(
         # The marts' target and connection come from `warehouse` (analytics/profile.py).
         "dbt": DbtCliResource(project_dir=dbt_project),
         "sirene": configured("sirene", SireneSource),
-        "pappers": configured("pappers", PappersResource),
+        # The registry provider (MA_REGISTRY_PROVIDER), each configured under its own key.
+        "registry": RegistryResource(
+            pappers=configured("pappers", PappersResource),
+            recherche_entreprises=configured("recherche_entreprises", RechercheEntreprisesResource),
+            **overrides.get("registry", {}),
+        ),
         "kaspr": configured("kaspr", KasprResource),
         "mlflow": configured("mlflow", MlflowResource),
         "alerts": configured("alerts", AlertWebhook),

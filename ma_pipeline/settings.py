@@ -7,7 +7,7 @@ take the defaults below. The API reads its own variables (serving/config.py).
 """
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import dagster as dg
 from pydantic import SecretStr, model_validator
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     ma_pappers_max_age_days: float = 30.0
     ma_pappers_daily_calls: int | None = None
     ma_pappers_max_failure_rate: float = 0.05
+    # The registry provider: pappers (its sandbox without a key) or recherche_entreprises (the
+    # free API Recherche d'entreprises, 7 requests/s; its in-process twin when _SANDBOX is set).
+    ma_registry_provider: Literal["pappers", "recherche_entreprises"] = "pappers"
+    ma_recherche_entreprises_sandbox: bool = False
+    ma_recherche_entreprises_rate_per_second: float | None = None
+    ma_recherche_entreprises_max_age_days: float = 30.0
+    ma_recherche_entreprises_daily_calls: int | None = None
+    ma_recherche_entreprises_contact: str | None = None
     ma_kaspr_api_key: SecretStr | None = None
     ma_kaspr_daily_credits: int = 200
     # Feature drift: PSI of a feature above which the drift check warns, and fails as an error.

@@ -21,7 +21,8 @@ import pytest
 
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.contracts.sirene import OUTPUT_COLUMNS
-from ma_pipeline.enrichment.pappers import parse_entreprise, partition_tables
+from ma_pipeline.enrichment.pappers import parse_entreprise
+from ma_pipeline.enrichment.records import partition_tables
 from ma_pipeline.features.compute import FeatureInputs, compute_features
 from ma_pipeline.ingestion.sirene import StockFile, validate
 from ma_pipeline.ingestion.source import SireneSource
@@ -99,6 +100,7 @@ def make_resources(
     warehouse_url: str = "",
     *,
     pappers: dict[str, Any] | None = None,
+    recherche_entreprises: dict[str, Any] | None = None,
     **sandbox: Any,
 ) -> dict[str, Any]:
     """The resources of the code location, pointed at a test's folders.
@@ -107,7 +109,8 @@ def make_resources(
     now, as a launch would. The API resources run on their sandboxes (no key, whatever the
     shell holds), answering as of a fixed day, with no effective rate limit and millisecond
     backoffs (``FAST_API``), so tests stay fast and deterministic; MLflow is SQLite under the
-    test's data_dir; ``pappers`` overrides fields of the Pappers resource (a ``transport``...).
+    test's data_dir; ``pappers`` and ``recherche_entreprises`` override fields of those registry
+    providers (a ``transport``...); Pappers is the provider unless MA_REGISTRY_PROVIDER says.
     """
     population = {"sandbox_companies": SANDBOX_UNITS, "sandbox_seed": SANDBOX_SEED, **sandbox}
     resources = build_resources(
@@ -120,6 +123,13 @@ def make_resources(
             "sandbox_as_of": SANDBOX_AS_OF.isoformat(),
             **FAST_API,
             **(pappers or {}),
+        },
+        recherche_entreprises={
+            **population,
+            "sandbox": True,
+            "sandbox_as_of": SANDBOX_AS_OF.isoformat(),
+            **FAST_API,
+            **(recherche_entreprises or {}),
         },
         kaspr={"api_key": "", **FAST_API},
         mlflow={"tracking_uri": ""},
@@ -150,7 +160,7 @@ def sandbox_tables(units: int, day: date, as_of: date | None = None) -> dict[str
     truth = world(units, SANDBOX_SEED)
     answers = (entreprise(truth, siren, as_of or day) for siren in targets["siren"])
     records = [parse_entreprise(answer) for answer in answers if answer is not None]
-    return {"raw_companies": raw, **partition_tables(records, targets)}
+    return {"raw_companies": raw, **partition_tables(records, targets, source="pappers_sandbox")}
 
 
 @pytest.fixture(scope="session")

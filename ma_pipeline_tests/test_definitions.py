@@ -10,7 +10,7 @@ import polars as pl
 
 from ma_pipeline import settings
 from ma_pipeline.definitions import defs
-from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.enrichment.registry import RegistryResource
 from ma_pipeline.features.assets import DriftConfig
 from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.ingestion.source import SireneSource
@@ -67,10 +67,11 @@ def test_the_code_locations_resources_read_a_variable_set_after_the_import(
     monkeypatch.setenv("MA_SANDBOX_AS_OF", "2026-01-01")
 
     @dg.asset
-    def seen(sirene: SireneSource, pappers: PappersResource) -> tuple:
+    def seen(sirene: SireneSource, registry: RegistryResource) -> tuple:
+        pappers = registry.api()
         return sirene.data_dir, sirene.sandbox_companies, pappers.sandbox_as_of, pappers.concurrency
 
-    resources = {key: defs.resources[key] for key in ("sirene", "pappers")}
+    resources = {key: defs.resources[key] for key in ("sirene", "registry")}
     result = dg.materialize([seen], resources=resources)
 
     assert result.output_for_node("seen") == (str(tmp_path / "later"), 300, "2026-01-01", 8)
@@ -106,7 +107,7 @@ def test_secrets_are_read_at_launch_and_never_shown(monkeypatch) -> None:
     monkeypatch.setenv("MA_PAPPERS_API_KEY", "pappers-secret")
     monkeypatch.setenv("MA_ALERT_WEBHOOK_URL", "https://hooks.example/secret")
     monkeypatch.setenv("MA_SCORE_REQUESTS_BATCH", "3")
-    pappers = resources["pappers"].resolved()
+    pappers = resources["registry"].api()
     alerts = resources["alerts"].resolved()
 
     assert (pappers.api_key, pappers.mode) == ("pappers-secret", "live")

@@ -351,8 +351,8 @@ def test_credits_exhausted_stops_saves_and_says_so(
         assert message.startswith("Pappers credits exhausted")
         assert "120 companies enriched were saved" in message
         assert not leaks(result, instance, KEY)
-    assert KEY not in caplog.text and KEY not in repr(resources["pappers"])
-    concurrency = resources["pappers"].concurrency
+    assert KEY not in caplog.text and KEY not in repr(resources["registry"])
+    concurrency = resources["registry"].api().concurrency
     assert transport.requests <= 120 + concurrency  # stopped at once, in-flight calls aside
     assert warehouse.read(API_CACHE).height == 120
     saved = warehouse.read(COMPANIES)
@@ -383,7 +383,7 @@ def test_a_bad_key_fails_at_once_without_showing_it(
         assert "bad API key" in message and "credits" not in message
         assert not leaks(result, instance, KEY)
     assert KEY not in caplog.text
-    assert transport.requests <= resources["pappers"].concurrency
+    assert transport.requests <= resources["registry"].api().concurrency
     assert not connect_warehouse(warehouse_url, data_dir).columns(COMPANIES)
 
 
@@ -403,7 +403,7 @@ def test_the_rate_limit_holds_at_the_sandbox(data_dir: Path) -> None:
     resources = make_resources(data_dir, pappers={**pappers, "rate_margin_s": 0.3})
     warehouse = connect_warehouse("", data_dir)
     sirens = [str(s) for s in transport.world.sirens[:75]]
-    run = resources["pappers"].enrich(sirens, warehouse)
+    run = resources["registry"].api().enrich(sirens, warehouse)
     assert len(run.records) + len(run.negatives) == 75
     times = sorted(transport.timestamps)
     worst = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
@@ -412,7 +412,7 @@ def test_the_rate_limit_holds_at_the_sandbox(data_dir: Path) -> None:
 
 def test_an_unknown_siren_is_a_cached_negative_answer(data_dir: Path) -> None:
     transport = sandbox()
-    pappers = make_resources(data_dir, pappers={"transport": transport})["pappers"]
+    pappers = make_resources(data_dir, pappers={"transport": transport})["registry"].api()
     warehouse = connect_warehouse("", data_dir)
     first = pappers.enrich(["443061841"], warehouse)  # GOOGLE FRANCE: not in the sandbox
     assert first.negatives == {"443061841"} and not first.failures and not first.records

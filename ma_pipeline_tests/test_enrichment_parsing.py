@@ -7,15 +7,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ma_pipeline.enrichment.pappers import (
+from ma_pipeline.enrichment.pappers import parse_company, parse_entreprise
+from ma_pipeline.enrichment.records import (
     COMPANY_SCHEMA,
     DIRIGEANT_SCHEMA,
     FINANCE_SCHEMA,
     TABLES,
     birth,
     naf,
-    parse_company,
-    parse_entreprise,
     partition_tables,
 )
 from ma_pipeline_tests.conftest import PAPPERS_SAMPLE, TEST_DATA
@@ -31,7 +30,7 @@ def sample() -> dict[str, Any]:
 def tables(payload: dict[str, Any], day: date) -> dict[str, pl.DataFrame]:
     record = parse_entreprise(payload, fetched_at=FETCHED)
     by_day = pl.DataFrame({"partition_date": [day], "siren": [payload["siren"]]})
-    return partition_tables([record], by_day)
+    return partition_tables([record], by_day, source="pappers")
 
 
 def test_the_company_row_of_the_real_sample(sample: dict[str, Any]) -> None:

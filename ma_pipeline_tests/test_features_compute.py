@@ -16,7 +16,8 @@ from polars.testing import assert_frame_equal
 
 from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline.contracts.sirene import COLUMNS
-from ma_pipeline.enrichment.pappers import parse_entreprise, record_frames
+from ma_pipeline.enrichment.pappers import parse_entreprise
+from ma_pipeline.enrichment.records import record_frames
 from ma_pipeline.features import (
     CATEGORICAL_FEATURES,
     MODEL_FEATURES,

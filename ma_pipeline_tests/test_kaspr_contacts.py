@@ -18,7 +18,7 @@ from ma_pipeline.contracts.tables import (
     PAPPERS_DIRIGEANTS,
 )
 from ma_pipeline.enrichment.kaspr import KasprResource
-from ma_pipeline.enrichment.pappers import DIRIGEANT_SCHEMA
+from ma_pipeline.enrichment.records import DIRIGEANT_SCHEMA
 from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.partitions import daily_partitions
 from ma_pipeline.sandbox.kaspr_api import KasprSandbox, profile

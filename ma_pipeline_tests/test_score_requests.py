@@ -21,7 +21,7 @@ from ma_pipeline.contracts.answers import Company, company_json
 from ma_pipeline.contracts.api_store import api_database
 from ma_pipeline.contracts.scores import SCORES
 from ma_pipeline.definitions import defs
-from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
+from ma_pipeline.enrichment.records import TABLES as PAPPERS_TABLES
 from ma_pipeline.enrichment.resource import today
 from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, compute_features
 from ma_pipeline.ml.baseline import RuleBaseline
@@ -260,7 +260,7 @@ def test_a_company_whose_scoring_raises_fails_alone(
 
     scored = score_sirens(
         [broken, fine],
-        pappers=make_resources(data_dir, warehouse_url)["pappers"],
+        api=make_resources(data_dir, warehouse_url)["registry"].api(),
         backend=connect_warehouse(warehouse_url, data_dir),
         scorers={s: RuleBaseline(s) for s in SCORES} | {"ma": fussy},
         as_of=SANDBOX_DAY,

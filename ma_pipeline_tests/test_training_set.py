@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from ma_pipeline.enrichment.pappers import TABLES
+from ma_pipeline.enrichment.records import TABLES
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ma_pipeline.ml.assets import ma_events, training_set
 from ma_pipeline.ml.dataset import (

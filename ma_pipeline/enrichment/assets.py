@@ -1,5 +1,6 @@
-"""Pappers enrichment of each day's target companies, fetching only what changed: four tables and
-the failures; and the API cache that every enrichment client shares."""
+"""Registry enrichment of each day's target companies (Pappers or the API Recherche
+d'entreprises), fetching only what changed: four tables and the failures; and the API cache that
+every enrichment client shares."""
 
 import sys
 from collections.abc import Iterable, Iterator
@@ -10,14 +11,17 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts import keys, tables
-from ma_pipeline.enrichment import cache, pappers, runner
-from ma_pipeline.enrichment.pappers import (
-    TABLES,
-    PappersRecord,
-    PappersResource,
-    partition_tables,
+from ma_pipeline.enrichment import (
+    cache,
+    pappers,
+    recherche_entreprises,
+    records,
+    registry,
+    runner,
 )
+from ma_pipeline.enrichment.records import TABLES, RegistryRecord, partition_tables
 from ma_pipeline.enrichment.refresh import LAST_SCORE, VERSION_COLUMN
+from ma_pipeline.enrichment.registry import RegistryApi, RegistryResource
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
@@ -36,11 +40,13 @@ FAILURE_SCHEMA: dict[str, pl.DataType] = {
     "message": pl.String(),
 }
 _DESCRIPTIONS = {
-    "pappers_companies": "One row per active company enriched that day: identity, NAF (NN.NNL),"
-    " legal form (INSEE code, Pappers' own beside), capital, headcount, status, dates, head"
-    " office, and whether Pappers' answer was partial.",
+    "pappers_companies": "One row per active company enriched that day, from the registry"
+    " provider named in `source` (Pappers or the API Recherche d'entreprises): identity, NAF"
+    " (NN.NNL), legal form (INSEE code, Pappers' own beside), capital, headcount, status, dates,"
+    " head office, and whether the answer was partial.",
     "pappers_finances": "One row per SIREN and fiscal year published: revenue, net income,"
-    " headcount, closing date, and the ratios when Pappers gives them.",
+    " headcount, closing date, and the ratios when Pappers gives them (the API Recherche"
+    " d'entreprises gives one year, revenue and net income only).",
     "pappers_dirigeants": "One row per representative, person or company: roles (qualite and"
     " qualites), birth date or month, age at the partition date, start date.",
     "pappers_procedures": "One row per collective procedure: type, start and end dates.",
@@ -64,9 +70,9 @@ def _api_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
 
 api_cache = _api_spec(
     keys.API_CACHE,
-    "The latest answer per (source, key) of Pappers and Kaspr, with the version of the key it"
-    " was fetched for, so that no unchanged answer is paid for twice. Written by"
-    " pappers_enrichment, kaspr_contacts and score_requests_job.",
+    "The latest answer per (source, key) of Pappers, the API Recherche d'entreprises and Kaspr,"
+    " with the version of the key it was fetched for, so that no unchanged answer is paid for"
+    " twice. Written by pappers_enrichment, kaspr_contacts and score_requests_job.",
 )
 api_usage = _api_spec(
     keys.API_USAGE,
@@ -135,7 +141,7 @@ def last_scores(backend: Warehouse, sirens: pl.DataFrame, before: date) -> pl.Da
     return found.select("siren", pl.col("score_ma").cast(pl.Float64).alias(LAST_SCORE))
 
 
-def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
+def _problem(run: EnrichmentRun[RegistryRecord], api: RegistryApi) -> str | None:
     """Why the asset must fail after saving what it has, or None."""
     saved = f"{len(run.records)} companies enriched were saved"
     if run.fatal is not None:
@@ -144,10 +150,11 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
             f"{run.fatal}. Stopped after {run.counters.calls} calls: {saved},"
             f" {not_fetched} were not fetched."
         )
+    threshold = api.max_failure_rate
     if run.failure_rate > threshold:
         causes = ", ".join(f"{kind} {n}" for kind, n in list(run.failures_by_kind().items())[:3])
         return (
-            f"Pappers enrichment failed for {len(run.failures)} of {run.requested} companies"
+            f"{api.label} enrichment failed for {len(run.failures)} of {run.requested} companies"
             f" ({run.failure_rate:.1%}, above the {threshold:.1%} threshold); main causes:"
             f" {causes}. The {saved}; re-run to retry the others (cached answers are not"
             " fetched again)."
@@ -162,7 +169,15 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
             kinds={"polars"},
             description=description,
             owners=owners.DATA,
-            code_version=source_version(sys.modules[__name__], pappers, runner, cache),
+            code_version=source_version(
+                sys.modules[__name__],
+                records,
+                registry,
+                pappers,
+                recherche_entreprises,
+                runner,
+                cache,
+            ),
         )
         for name, description in _DESCRIPTIONS.items()
     },
@@ -176,10 +191,11 @@ def _problem(run: EnrichmentRun[PappersRecord], threshold: float) -> str | None:
 def pappers_enrichment(
     context: dg.AssetExecutionContext,
     target_companies: pl.DataFrame,
-    pappers: PappersResource,
+    registry: RegistryResource,
     warehouse: WarehouseResource,
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetMaterialization]:
-    """Pappers data for the target companies of each partition (``target_companies``: never a
+    """Registry data for the target companies of each partition, from the provider that
+    MA_REGISTRY_PROVIDER names (Pappers by default) (``target_companies``: never a
     ceased, non-diffusible or out-of-scope unit).
 
     Credits follow change (``enrichment.refresh``): a target is fetched when it is new, when
@@ -193,21 +209,21 @@ def pappers_enrichment(
     """
     days = [date.fromisoformat(k) for k in context.partition_keys]
     companies_by_day = target_companies.select(PARTITION_COLUMN, "siren")
-    if pappers.mode == "sandbox":
-        context.log.warning("MA_PAPPERS_API_KEY is not set: answers come from the sandbox")
+    api = registry.api()
+    if api.mode == "sandbox":
+        context.log.warning(f"{api.label}: answers come from its sandbox ({api.provenance})")
     backend = warehouse.backend()
-    plan, run = pappers.refresh(targets_with_versions(backend, companies_by_day), backend)
+    plan, run = api.refresh(targets_with_versions(backend, companies_by_day), backend)
     if isinstance(run.fatal, BadApiKey):
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 
-    frames = partition_tables(
-        list(run.records.values()), companies_by_day, source=pappers.provenance
-    )
+    frames = partition_tables(list(run.records.values()), companies_by_day, source=api.provenance)
     frames[FAILURES_TABLE] = failures_frame(run, companies_by_day)
     summary: dict[str, Any] = {
-        "mode": "sandbox: no MA_PAPPERS_API_KEY; answers are generated, no credits are spent"
-        if pappers.mode == "sandbox"
-        else "live: Pappers API, credits spent",
+        "provider": api.source,
+        "mode": f"sandbox: answers generated by {api.provenance}, no calls to the real API"
+        if api.mode == "sandbox"
+        else f"live: {api.label}",
         **run.metadata(),
         **plan.metadata(),
         "rows": {name: frame.height for name, frame in frames.items()},
@@ -234,6 +250,6 @@ def pappers_enrichment(
             else {"preview": preview(frames[name])}
         )
         yield dg.Output(frames[name], output_name=name, metadata={**summary, **shown})
-    problem = _problem(run, pappers.max_failure_rate)
+    problem = _problem(run, api)
     if problem is not None:
         raise dg.Failure(description=problem, metadata=summary)

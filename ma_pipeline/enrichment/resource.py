@@ -63,7 +63,8 @@ class ApiResource(LaunchSettings, abc.ABC):
         return self.source if self.mode == "live" else f"{self.source}_sandbox"
 
     def limits(self) -> Limits:
-        default = self.live_rate_per_second if self.api_key else self.sandbox_rate_per_second
+        live = self.mode == "live"
+        default = self.live_rate_per_second if live else self.sandbox_rate_per_second
         return Limits(
             concurrency=self.concurrency,
             per_second=self.rate_per_second or default,
@@ -85,7 +86,7 @@ class ApiResource(LaunchSettings, abc.ABC):
 
     def client(self) -> ApiClient:
         transport = self.transport
-        if transport is None and not self.api_key:
+        if transport is None and self.mode == "sandbox":
             transport = self.sandbox_transport()
         return ApiClient(
             self.base_url, limits=self.limits(), headers=self.headers(), transport=transport

@@ -2,7 +2,7 @@
 
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys
-from ma_pipeline.enrichment.pappers import PappersResource
+from ma_pipeline.enrichment.registry import RegistryResource
 from ma_pipeline.features import compute
 from ma_pipeline.ingestion import bodacc
 from ma_pipeline.ingestion.bodacc import DOWNLOAD as BODACC_EXPORTS
@@ -74,7 +74,7 @@ def ma_events(
     context: dg.AssetExecutionContext,
     config: EventsConfig,
     sirene: SireneSource,
-    pappers: PappersResource,
+    registry: RegistryResource,
 ) -> dg.Output[pl.DataFrame]:
     """The CSV contract, the BODACC and CRM mappings and the sandbox's noise are documented in
     ``ma_pipeline.ml.events``. Rejected rows are listed in the metadata with their reason."""
@@ -108,11 +108,7 @@ def ma_events(
             " ma_pipeline/ml/events.py) or BODACC exports (ma_pipeline/ingestion/bodacc.py)."
         )
     else:
-        end = (
-            date.fromisoformat(pappers.sandbox_as_of)
-            if pappers.sandbox_as_of
-            else datetime.now(ZoneInfo(TIMEZONE)).date()
-        )
+        end = registry.api().sandbox_day or datetime.now(ZoneInfo(TIMEZONE)).date()
         events = sandbox_events(
             sirene.sandbox_companies, sirene.sandbox_seed, end, config.history_months
         )

@@ -2,16 +2,18 @@
 
 A sandbox API answers through the same ``httpx.AsyncClient`` as the real one, so the client core
 (limits, retries, timeouts) and the parsing run unchanged. Faults are drawn from a seeded RNG, one
-draw per request, so a run with the same requests in the same order meets the same faults. The
+draw per request, so a run with the same requests in the same order meets the same faults. A
+server-side rate limit, when set, answers 429 with ``Retry-After`` as the real API does. The
 counters (requests, arrival times, statuses, answers per key) are what tests assert on: they are
 the server's view, independent of the client's own counting.
 """
 
 import abc
 import asyncio
+import math
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +46,21 @@ class SandboxTransport(httpx.AsyncBaseTransport, abc.ABC):
         fault_seed: int = 0,
         api_key: str | None = None,
         credits: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.faults = faults or Faults()
         self.api_key = api_key
         self.credits_left = credits
         self._rng = random.Random(fault_seed)
+        # The server's own limit: (requests, seconds) accepted in any window, 429 beyond.
+        self.rate_limit = rate_limit
+        self._accepted: deque[float] = deque(maxlen=rate_limit[0] if rate_limit else 1)
         self.requests = 0
         self.timestamps: list[float] = []  # time.monotonic() at each request's arrival
         self.statuses: Counter[int] = Counter()
+        # (time.monotonic(), URL, status) of each answer, in the order answered.
+        self.history: list[tuple[float, str, int]] = []
         self.injected: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()  # 2xx answers per key
 
@@ -90,9 +98,25 @@ class SandboxTransport(httpx.AsyncBaseTransport, abc.ABC):
             u -= rate
         return None
 
+    def _over_limit(self, now: float) -> float | None:
+        """Seconds until the window has room, when the request overflows the rate limit."""
+        if self.rate_limit is None:
+            return None
+        limit, seconds = self.rate_limit
+        if len(self._accepted) == limit and now - self._accepted[0] < seconds:
+            return seconds - (now - self._accepted[0])
+        self._accepted.append(now)
+        return None
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.timestamps.append(time.monotonic())
+        now = time.monotonic()
+        self.timestamps.append(now)
         self.requests += 1
+        wait = self._over_limit(now)
+        if wait is not None:
+            self.injected["rate_limited"] += 1
+            headers = {"Retry-After": f"{max(1, math.ceil(wait))}"}
+            return self._respond(request, 429, {"erreur": "Too Many Requests"}, headers)
         fault = self._draw()
         if fault:
             self.injected[fault] += 1
@@ -127,4 +151,5 @@ class SandboxTransport(httpx.AsyncBaseTransport, abc.ABC):
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         self.statuses[status] += 1
+        self.history.append((time.monotonic(), str(request.url), status))
         return httpx.Response(status, json=body, headers=headers, request=request)

@@ -241,6 +241,12 @@ def last_update(day: date, change_rate: float) -> pl.Expr:
     return (pl.lit(today) - since).floor().cast(pl.Int32).cast(pl.Date)
 
 
+def opted_out(siren: str, legal_form: str) -> bool:
+    """Whether the unit's owner opted out of publication (``stock``'s rule, for one unit)."""
+    threshold = OPTED_OUT_PERSONS if legal_form == SOLE_TRADER else OPTED_OUT_OTHERS
+    return int(siren[2:4]) < threshold
+
+
 def stock(day: date, n_companies: int, seed: int, change_rate: float = CHANGE_RATE) -> pl.DataFrame:
     """The StockUniteLegale file of ``day``: 35 text columns, as INSEE would publish them."""
     companies = population(n_companies, seed).filter(pl.col("creation") <= day)

@@ -3,9 +3,9 @@
 ``POST /v1/score-requests`` only records a pending request in the API's request store
 (``contracts.api_store``): the API never runs a model. ``score_requests_sensor`` hands the
 pending requests, a batch at a time, to ``score_requests_job``, whose op scores each SIREN with
-the functions the nightly assets use (the Pappers client and its cache, ``compute_features`` as of
-today in Paris, the champions or the rule baseline through ``score_day``), so a requested score
-equals the nightly score of the same company on the same data. Each request ends ``completed``
+the functions the nightly assets use (the registry provider and its cache, ``compute_features``
+as of today in Paris, the champions or the rule baseline through ``score_day``), so a requested
+score equals the nightly score of the same company on the same data. Each request ends ``completed``
 with the Company answer (``contracts.answers``), or ``failed`` with a reason for the client.
 """
 
@@ -24,8 +24,9 @@ from ma_pipeline.contracts.answers import Company, company_json
 from ma_pipeline.contracts.api_store import PENDING, RequestStore, api_database
 from ma_pipeline.contracts.tables import RAW_COMPANIES
 from ma_pipeline.enrichment.assets import api_cache_events
-from ma_pipeline.enrichment.pappers import TABLES as PAPPERS_TABLES
-from ma_pipeline.enrichment.pappers import PappersResource, partition_tables
+from ma_pipeline.enrichment.records import TABLES as PAPPERS_TABLES
+from ma_pipeline.enrichment.records import partition_tables
+from ma_pipeline.enrichment.registry import RegistryApi, RegistryResource
 from ma_pipeline.enrichment.resource import today
 from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, compute_features
 from ma_pipeline.ml.registry import MlflowResource
@@ -114,7 +115,7 @@ def _scored_rows(
 def score_sirens(
     sirens: list[str],
     *,
-    pappers: PappersResource,
+    api: RegistryApi,
     backend: Warehouse,
     scorers: dict[str, Scorer],
     as_of: date,
@@ -122,15 +123,15 @@ def score_sirens(
 ) -> Scored:
     """Enrich, compute the features of and score ``sirens``, each on its own terms.
 
-    A company is its row in the newest raw_companies partition, else its Pappers identity
+    A company is its row in the newest raw_companies partition, else its registry identity
     (``companies_from_pappers``), so one unknown to SIRENE's stock yet is scored too and one
-    Pappers does not know is scored from SIRENE, as the nightly run does. Unknown to both,
-    ceased, or not fetched from Pappers (timeouts, errors, credits: try again later), it gets a
+    the registry does not know is scored from SIRENE, as the nightly run does. Unknown to both,
+    ceased, or not fetched (timeouts, errors, credits: try again later), it gets a
     reason instead; so does a company whose features or scores fail, without failing the others.
     """
-    run = pappers.enrich(sirens, backend, now=now)
+    run = api.enrich(sirens, backend, now=now)
     reasons = {
-        siren: f"the company's data could not be fetched from Pappers ({failure.kind});"
+        siren: f"the company's data could not be fetched from {api.label} ({failure.kind});"
         " send a new request later"
         for siren, failure in run.failures.items()
     }
@@ -141,7 +142,7 @@ def score_sirens(
     tables = partition_tables(
         records,
         day.select(pl.lit(as_of).alias(PARTITION_COLUMN), "siren"),
-        source=pappers.provenance,
+        source=api.provenance,
     )
     sirene = sirene_rows(backend, sirens)
     from_pappers = companies_from_pappers(tables["pappers_companies"], as_of)
@@ -150,7 +151,7 @@ def score_sirens(
         how="diagonal_relaxed",
     ).filter(~pl.col("siren").is_in(pl.Series(list(reasons), dtype=pl.String).implode()))
     for siren in set(sirens) - set(companies["siren"]) - set(reasons):
-        reasons[siren] = f"siren {siren}: no such company (unknown to SIRENE and to Pappers)"
+        reasons[siren] = f"siren {siren}: no such company (unknown to SIRENE and to {api.label})"
     for siren in companies.filter(pl.col("etat_administratif") != "A")["siren"]:
         reasons[siren] = f"the company {siren} has ceased: only active companies are scored"
     active = companies.filter(pl.col("etat_administratif") == "A")
@@ -183,7 +184,7 @@ def score_requests(
     context: dg.OpExecutionContext,
     config: ScoreRequestsConfig,
     api_store: ApiStoreResource,
-    pappers: PappersResource,
+    registry: RegistryResource,
     warehouse: WarehouseResource,
     mlflow: MlflowResource,
 ) -> Iterator[dg.Output[None] | dg.AssetMaterialization]:
@@ -192,7 +193,7 @@ def score_requests(
 
     Requests no longer pending are skipped. An error that stops the whole batch (MLflow or the
     warehouse unreachable) fails its requests, so no client waits forever, then fails the run;
-    so does, after every request is marked, a Pappers key refused or out of credits. In the pool
+    so does, after every request is marked, a registry key refused or out of credits. In the pool
     ``warehouse``: the Pappers cache is written, which on DuckDB waits for the nightly writes.
     """
     now = datetime.now(UTC)
@@ -205,7 +206,7 @@ def score_requests(
             sirens = sorted({r.siren for r in requests})
             backend = warehouse.backend()
             scored = score_sirens(
-                sirens, pappers=pappers, backend=backend, scorers=scorers, as_of=as_of, now=now
+                sirens, api=registry.api(), backend=backend, scorers=scorers, as_of=as_of, now=now
             )
         except Exception as exc:
             reason = f"scoring is unavailable ({type(exc).__name__}); send a new request later"
