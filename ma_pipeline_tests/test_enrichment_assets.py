@@ -5,7 +5,7 @@ answers per SIREN) and from the tables, not from the asset's report of itself.
 """
 
 import logging
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from ma_pipeline.contracts.keys import COMPANY_FEATURES as FEATURES
-from ma_pipeline.contracts.tables import API_CACHE, ML_SCORES, PAPPERS_COMPANIES
+from ma_pipeline.contracts.tables import API_CACHE, BODACC_NOTICES, ML_SCORES, PAPPERS_COMPANIES
 from ma_pipeline.contracts.tables import COMPANY_FEATURES as FEATURES_TABLE
 from ma_pipeline.enrichment.assets import last_scores, pappers_enrichment
 from ma_pipeline.enrichment.pappers import PappersResource
@@ -177,6 +177,34 @@ def test_a_later_partition_fetches_only_what_is_new_changed_or_old(
     assert dg.materialize(features, selection=[FEATURES], partition_key=DAY, resources=resources)
     for table, rows in known_then.items():
         assert warehouse.read(table, start=first_day, end=first_day).sort(pl.all()).equals(rows)
+
+
+def test_a_bodacc_notice_after_a_stored_answer_fetches_that_company_again(
+    data_dir: Path, warehouse_url: str, warehouse: Warehouse
+) -> None:
+    """Notices stored by the bodacc asset trigger fetches: the company a new notice names is
+    fetched again the next run, the one whose notice is older than its answer is not."""
+    transport = sandbox()
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
+    assert materialize(resources).success
+    news, known = sorted(targets(warehouse))[:2]
+    fetched_on = datetime.now(UTC).date()
+    notices = pl.DataFrame(
+        {
+            "id": ["A-1", "A-2"],
+            "dateparution": [fetched_on + timedelta(days=1), fetched_on - timedelta(days=3)],
+            "familleavis": ["dpc", "modification"],
+            "sirens": [[news], [known]],
+        },
+        schema_overrides={"sirens": pl.List(pl.String)},
+    )
+    warehouse.replace_table(BODACC_NOTICES, notices)
+    before = transport.answered.copy()
+
+    again = materialize(resources, with_raw=False)
+
+    assert again.success and set((transport.answered - before).keys()) == {news}
+    assert metadata(again)["due_by_reason"] == {"new": 0, "changed": 0, "event": 1, "old": 0}
 
 
 def test_the_daily_call_budget_is_never_exceeded_and_the_backlog_comes_first_later(

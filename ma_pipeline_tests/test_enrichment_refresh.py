@@ -1,4 +1,5 @@
-"""Which targets are fetched on a day: new, changed, old, in that order, within the budget."""
+"""Which targets are fetched on a day: new, changed, event, old, in that order, within the
+budget."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -39,8 +40,35 @@ def test_an_unchanged_young_answer_is_not_fetched_again_and_a_changed_one_is() -
     plan = plan_refresh(targets("A", "B"), answers, now=NOW, max_age=MAX_AGE, budget=None)
 
     assert plan.fetch == ["B"] and plan.reuse == ["A"]
-    assert plan.due_by_reason == {"new": 0, "changed": 1, "old": 0}
+    assert plan.due_by_reason == {"new": 0, "changed": 1, "event": 0, "old": 0}
     assert plan.versions["B"] == VERSION  # what the new answer will be stored for
+
+
+def test_a_bodacc_notice_published_after_the_answer_makes_it_due() -> None:
+    """A notice published after the day the answer was fetched: the registry has news. One
+    published on that day or before is already in the answer."""
+    answers = stored(("E", 5, VERSION, False), ("S", 5, VERSION, False), ("Q", 5, VERSION, False))
+    fetched_on = (NOW - timedelta(days=5)).date()
+    universe = targets("E", "S", "Q").with_columns(
+        last_event=pl.Series([fetched_on + timedelta(days=2), fetched_on, None], dtype=pl.Date)
+    )
+
+    plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=None)
+
+    assert plan.fetch == ["E"] and plan.reuse == ["Q", "S"]
+    assert plan.due_by_reason == {"new": 0, "changed": 0, "event": 1, "old": 0}
+
+
+def test_an_event_comes_after_a_change_and_before_age_within_the_budget() -> None:
+    answers = stored(("C", 2, "old-version", False), ("E", 2, VERSION, False))
+    answers = pl.concat([answers, stored(("O", 45, VERSION, False))])
+    universe = targets("C", "E", "O").with_columns(
+        last_event=pl.Series([None, NOW.date(), None], dtype=pl.Date)
+    )
+
+    plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=2)
+
+    assert plan.fetch == ["C", "E"] and plan.backlog_by_reason["old"] == 1
 
 
 def test_an_answer_stored_before_versions_were_kept_waits_for_its_age() -> None:
@@ -72,7 +100,7 @@ def test_the_budget_is_never_exceeded_and_the_rest_is_backlog_by_priority() -> N
     plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=4)
 
     assert plan.fetch == ["N1", "N2", "C1", "O1"]  # the oldest answer first among the old
-    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "old": 1}
+    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "event": 0, "old": 1}
     assert plan.reuse == ["O2"]  # over budget: served from its stored answer meanwhile
     assert plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=0).fetch == []
 
@@ -96,4 +124,4 @@ def test_inside_a_reason_and_a_fetch_day_the_highest_last_score_comes_first() ->
     plan = plan_refresh(universe, answers, now=NOW, max_age=MAX_AGE, budget=5)
 
     assert plan.fetch == ["N2", "N3", "N1", "O3", "O2"]  # unscored last; older, then scored
-    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "old": 1}
+    assert plan.backlog_by_reason == {"new": 0, "changed": 0, "event": 0, "old": 1}

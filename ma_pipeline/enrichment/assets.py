@@ -4,7 +4,7 @@ every enrichment client shares."""
 
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -20,7 +20,7 @@ from ma_pipeline.enrichment import (
     runner,
 )
 from ma_pipeline.enrichment.records import TABLES, RegistryRecord, partition_tables
-from ma_pipeline.enrichment.refresh import LAST_SCORE, VERSION_COLUMN
+from ma_pipeline.enrichment.refresh import LAST_EVENT, LAST_SCORE, VERSION_COLUMN
 from ma_pipeline.enrichment.registry import RegistryApi, RegistryResource
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
 from ma_pipeline.lib import owners
@@ -112,9 +112,12 @@ def failures_frame(run: EnrichmentRun[Any], companies_by_day: pl.DataFrame) -> p
     )
 
 
-def targets_with_versions(backend: Warehouse, companies_by_day: pl.DataFrame) -> pl.DataFrame:
+def targets_with_versions(
+    backend: Warehouse, companies_by_day: pl.DataFrame, since: date
+) -> pl.DataFrame:
     """Each target SIREN with its SIRENE record's last processing, as of the run's last day
-    that holds it (what a stored answer is compared with), and its last M&A score."""
+    that holds it (what a stored answer is compared with), its last M&A score, and its newest
+    BODACC notice published on or after ``since``."""
     rows = backend.lookup(
         tables.RAW_COMPANIES,
         companies_by_day,
@@ -123,7 +126,29 @@ def targets_with_versions(backend: Warehouse, companies_by_day: pl.DataFrame) ->
     targets = rows.sort(PARTITION_COLUMN).unique("siren", keep="last")
     first_day = companies_by_day[PARTITION_COLUMN].min()
     scores = last_scores(backend, targets.select("siren"), first_day)
-    return targets.select("siren", VERSION_COLUMN).join(scores, on="siren", how="left")
+    return (
+        targets.select("siren", VERSION_COLUMN)
+        .join(scores, on="siren", how="left")
+        .join(last_notices(backend, since), on="siren", how="left")
+    )
+
+
+def last_notices(backend: Warehouse, since: date) -> pl.DataFrame:
+    """``siren``, ``last_event``: the newest BODACC notice about each SIREN published on or
+    after ``since`` (older news is older than any answer the refresh would keep). Empty until
+    the ``bodacc`` asset has stored notices: a trigger for fetches, read without a dependency,
+    as the ingestion of notices runs on demand."""
+    empty = pl.DataFrame(schema={"siren": pl.String, LAST_EVENT: pl.Date})
+    if not backend.columns(tables.BODACC_NOTICES):
+        return empty
+    notices = backend.query(
+        f"SELECT unnest(sirens) AS siren, dateparution FROM {tables.BODACC_NOTICES.sql}"
+        " WHERE dateparution >= $1",
+        (since,),
+    )
+    if notices.is_empty():
+        return empty
+    return notices.group_by("siren").agg(pl.col("dateparution").max().alias(LAST_EVENT))
 
 
 def last_scores(backend: Warehouse, sirens: pl.DataFrame, before: date) -> pl.DataFrame:
@@ -182,7 +207,7 @@ def _problem(run: EnrichmentRun[RegistryRecord], api: RegistryApi) -> str | None
         for name, description in _DESCRIPTIONS.items()
     },
     ins={"target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES)},
-    deps=[keys.API_CACHE],
+    deps=[keys.API_CACHE, keys.BODACC_NOTICES],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
@@ -213,7 +238,8 @@ def pappers_enrichment(
     if api.mode == "sandbox":
         context.log.warning(f"{api.label}: answers come from its sandbox ({api.provenance})")
     backend = warehouse.backend()
-    plan, run = api.refresh(targets_with_versions(backend, companies_by_day), backend)
+    since = datetime.now(UTC).date() - timedelta(days=api.max_age_days)
+    plan, run = api.refresh(targets_with_versions(backend, companies_by_day, since), backend)
     if isinstance(run.fatal, BadApiKey):
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 

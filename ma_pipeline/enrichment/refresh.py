@@ -6,13 +6,16 @@ A target is due when
 - ``changed``: its SIRENE record was processed again since the stored answer (its
   ``date_dernier_traitement`` differs from the one the answer was fetched for), or the stored
   answer was partial (Pappers' 206); an answer stored without a version is not ``changed``;
+- ``event``: a BODACC notice about it (accounts filed, a procedure, a sale, a modification) was
+  published after the day its stored answer was fetched (``last_event``, when given): the
+  registry has news the answer cannot hold;
 - ``old``: its stored answer is older than the maximum age.
 
 Due targets are fetched highest priority first within the day's call budget: new, then changed,
-then old; inside each, the oldest answer first (by the day it was fetched), then the highest last
-M&A score (``last_score``, when given: the companies deal teams look at), then the SIREN. The
-others are the backlog, due again the next day. Every target that is not fetched is served from
-its stored answer, whatever its age, at no cost.
+then event, then old; inside each, the oldest answer first (by the day it was fetched), then the
+highest last M&A score (``last_score``, when given: the companies deal teams look at), then the
+SIREN. The others are the backlog, due again the next day. Every target that is not fetched is
+served from its stored answer, whatever its age, at no cost.
 """
 
 from dataclasses import dataclass, field
@@ -21,10 +24,11 @@ from typing import Any
 
 import polars as pl
 
-REASONS = ("new", "changed", "old")
+REASONS = ("new", "changed", "event", "old")
 # What a target's stored answer was fetched for: its SIRENE record's last processing.
 VERSION_COLUMN = "date_dernier_traitement"
 LAST_SCORE = "last_score"  # optional column of the targets: their newest score_ma
+LAST_EVENT = "last_event"  # optional column of the targets: their newest BODACC notice's date
 
 
 def version_of(processed: pl.Expr) -> pl.Expr:
@@ -72,14 +76,19 @@ def plan_refresh(
     budget: int | None,
 ) -> RefreshPlan:
     """The plan for ``targets`` (``siren``, ``date_dernier_traitement``, optionally
-    ``last_score``) given the answers ``stored`` for them (``key``, ``fetched_at``, ``partial``,
-    ``version``), at most ``budget`` calls (None: no limit)."""
-    score = pl.col(LAST_SCORE) if LAST_SCORE in targets.columns else pl.lit(None, pl.Float64)
+    ``last_score`` and ``last_event``) given the answers ``stored`` for them (``key``,
+    ``fetched_at``, ``partial``, ``version``), at most ``budget`` calls (None: no limit)."""
+
+    def optional(name: str, dtype: pl.DataType) -> pl.Expr:
+        found = pl.col(name) if name in targets.columns else pl.lit(None)
+        return found.cast(dtype).alias(name)
+
     rows = (
         targets.select(
             "siren",
             version_of(pl.col(VERSION_COLUMN)).alias("current"),
-            score.cast(pl.Float64).alias(LAST_SCORE),
+            optional(LAST_SCORE, pl.Float64()),
+            optional(LAST_EVENT, pl.Date()),
         )
         .unique("siren")
         .join(
@@ -97,6 +106,8 @@ def plan_refresh(
                 | (pl.col("version").is_not_null() & pl.col("version").ne(pl.col("current")))
             )
             .then(pl.lit("changed"))
+            .when(pl.col(LAST_EVENT) > pl.col("fetched_at").dt.date())
+            .then(pl.lit("event"))
             .when(pl.col("fetched_at") < now - max_age)
             .then(pl.lit("old"))
         )
