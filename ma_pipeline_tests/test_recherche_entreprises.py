@@ -21,6 +21,7 @@ from ma_pipeline.enrichment.recherche_entreprises import (
 )
 from ma_pipeline.enrichment.records import TABLES, partition_tables
 from ma_pipeline.features.compute import FeatureInputs, compute_features
+from ma_pipeline.ingestion.inpi_ratios import RATIOS_SCHEMA
 from ma_pipeline.sandbox.recherche_entreprises_api import RechercheEntreprisesSandbox
 from ma_pipeline.sandbox.transport import Faults
 from ma_pipeline.sandbox.universe import opted_out
@@ -239,3 +240,59 @@ def test_the_daily_enrichment_runs_on_the_free_api_with_the_same_tables(
     assert dg.AssetKey(["enrichment", "pappers_companies"]) in {
         e.asset_key for e in result.get_asset_materialization_events()
     }
+
+
+def test_inpi_ratios_give_the_free_provider_its_revenue_history(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API gives one fiscal year; the years before it come from INPI's ratios (their
+    chosen rows, a flagged revenue left null), so growth over a year can be computed."""
+    monkeypatch.setenv("MA_REGISTRY_PROVIDER", "recherche_entreprises")
+    transport = twin(rate_limit=None)
+    resources = make_resources(
+        data_dir, recherche_entreprises={"transport": transport, "rate_per_second": 10_000.0}
+    )
+    assert materialize(resources).success
+    warehouse = connect_warehouse("", data_dir)
+    finances = warehouse.read(TableRef("enrichment", "pappers_finances"))
+    last = finances.sort("annee").unique("siren", keep="last").sort("siren").head(2)
+    (grows, annee, revenue), (slipped, *_) = last.select(
+        "siren", "annee", "chiffre_affaires"
+    ).rows()
+    ratios = pl.DataFrame(
+        {
+            "siren": [grows, grows, grows, slipped],
+            "annee": [annee - 1, annee - 1, annee, annee - 1],
+            "date_cloture_exercice": [date(annee - 1, 12, 31)] * 2
+            + [date(annee, 12, 31)]
+            + [date(annee - 1, 12, 31)],
+            "type_bilan": ["C", "K", "C", "C"],
+            "chiffre_d_affaires": [revenue / 1.25, 9e9, 1.0, 5e12],
+            "resultat_net": [1000.0, 0.0, 1.0, 1.0],
+            "chosen": [True, False, True, True],
+            "implausible": [None, None, None, "chiffre_d_affaires x1000 off its neighbour years"],
+            "source": ["inpi_ratios"] * 4,
+        }
+    )
+    ratios = ratios.select(
+        pl.col(c).cast(t) if c in ratios.columns else pl.lit(None, t).alias(c)
+        for c, t in RATIOS_SCHEMA.items()
+    )  # as the inpi_ratios asset stores them
+    warehouse.replace_table(TableRef("open_data", "inpi_ratios"), ratios)
+
+    assert materialize(resources, with_raw=False).success
+
+    finances = warehouse.read(TableRef("enrichment", "pappers_finances"))
+    added = finances.filter(pl.col("source") == "inpi_ratios").sort("siren")
+    assert added.select("siren", "annee", "chiffre_affaires", "resultat").rows() == [
+        (grows, annee - 1, round(revenue / 1.25), 1000),
+        (slipped, annee - 1, None, 1),
+    ]
+    kept = finances.filter((pl.col("siren") == grows) & (pl.col("annee") == annee))
+    assert kept["source"].to_list() == [f"{SOURCE}_sandbox"]  # the provider's year wins
+    raw = warehouse.read(TableRef("ingestion", "raw_companies"))
+    frames = {name: warehouse.read(TableRef("enrichment", name)) for name in TABLES}
+    as_of = date(annee + 2, 1, 1)  # both years filed by then
+    features = compute_features(FeatureInputs(raw, *(frames[n] for n in TABLES)), as_of)
+    growth = features.filter(pl.col("siren") == grows)["croissance_ca_1an"].item()
+    assert growth == pytest.approx(0.25, abs=0.01)

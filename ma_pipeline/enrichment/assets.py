@@ -19,7 +19,13 @@ from ma_pipeline.enrichment import (
     registry,
     runner,
 )
-from ma_pipeline.enrichment.records import TABLES, RegistryRecord, partition_tables
+from ma_pipeline.enrichment.records import (
+    RATIO_YEAR_COLUMNS,
+    TABLES,
+    RegistryRecord,
+    partition_tables,
+    with_ratio_years,
+)
 from ma_pipeline.enrichment.refresh import LAST_EVENT, LAST_SCORE, VERSION_COLUMN
 from ma_pipeline.enrichment.registry import RegistryApi, RegistryResource
 from ma_pipeline.enrichment.runner import BadApiKey, EnrichmentRun
@@ -46,7 +52,9 @@ _DESCRIPTIONS = {
     " head office, and whether the answer was partial.",
     "pappers_finances": "One row per SIREN and fiscal year published: revenue, net income,"
     " headcount, closing date, and the ratios when Pappers gives them (the API Recherche"
-    " d'entreprises gives one year, revenue and net income only).",
+    " d'entreprises gives one year, revenue and net income only); years the provider did not"
+    " give come from INPI's ratios when the inpi_ratios asset has stored them (source"
+    " inpi_ratios).",
     "pappers_dirigeants": "One row per representative, person or company: roles (qualite and"
     " qualites), birth date or month, age at the partition date, start date.",
     "pappers_procedures": "One row per collective procedure: type, start and end dates.",
@@ -133,6 +141,17 @@ def targets_with_versions(
     )
 
 
+def ratio_years(backend: Warehouse, companies: pl.DataFrame) -> pl.DataFrame:
+    """INPI's ratio rows of the SIRENs of ``companies`` (empty until the ``inpi_ratios`` asset
+    has stored them: read without a dependency, as that ingestion runs on demand)."""
+    columns = ["siren", "annee", "date_cloture_exercice", "chosen", "implausible"]
+    return backend.lookup(
+        tables.INPI_RATIOS,
+        companies.select("siren").unique(),
+        columns=[*columns, *RATIO_YEAR_COLUMNS],
+    )
+
+
 def last_notices(backend: Warehouse, since: date) -> pl.DataFrame:
     """``siren``, ``last_event``: the newest BODACC notice about each SIREN published on or
     after ``since`` (older news is older than any answer the refresh would keep). Empty until
@@ -207,7 +226,7 @@ def _problem(run: EnrichmentRun[RegistryRecord], api: RegistryApi) -> str | None
         for name, description in _DESCRIPTIONS.items()
     },
     ins={"target_companies": dg.AssetIn(key=keys.TARGET_COMPANIES)},
-    deps=[keys.API_CACHE, keys.BODACC_NOTICES],
+    deps=[keys.API_CACHE, keys.BODACC_NOTICES, keys.INPI_RATIOS],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
@@ -244,6 +263,10 @@ def pappers_enrichment(
         raise dg.Failure(description=str(run.fatal), metadata=run.metadata(), allow_retries=False)
 
     frames = partition_tables(list(run.records.values()), companies_by_day, source=api.provenance)
+    companies = frames["pappers_companies"]
+    frames["pappers_finances"] = with_ratio_years(
+        frames["pappers_finances"], companies, ratio_years(backend, companies)
+    )
     frames[FAILURES_TABLE] = failures_frame(run, companies_by_day)
     summary: dict[str, Any] = {
         "provider": api.source,

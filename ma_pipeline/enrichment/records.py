@@ -334,3 +334,56 @@ def partition_tables(
         ).with_columns(pl.lit(source).alias("source"))
         for name, frame in out.items()
     }
+
+
+# INPI's ratios (``open_data.inpi_ratios``, percent like Pappers' ratios) as finance columns.
+RATIO_YEAR_COLUMNS = {
+    "chiffre_d_affaires": "chiffre_affaires",
+    "resultat_net": "resultat",
+    "ebe": "excedent_brut_exploitation",
+    "marge_brute": "marge_brute",
+    "marge_ebe": "taux_marge_ebitda",
+    "taux_d_endettement": "ratio_endettement",
+    "ratio_de_liquidite": "liquidite_generale",
+    "autonomie_financiere": "autonomie_financiere",
+    "capacite_de_remboursement": "capacite_remboursement",
+}
+
+
+def with_ratio_years(
+    finances: pl.DataFrame, companies: pl.DataFrame, ratios: pl.DataFrame
+) -> pl.DataFrame:
+    """``finances`` (one day's or a run's rows) plus, for each (day, SIREN) of ``companies``,
+    the fiscal years INPI's ratios hold and the provider did not give (the free API gives one
+    year; Pappers may miss some): the revenue history growth features need.
+
+    Only each year's ``chosen`` row (the legal entity's accounts) is used; a revenue flagged
+    implausible (a unit slip) or a net income of 0 flagged as a placeholder is left null. Each
+    added row says ``source = inpi_ratios`` and has no ``fetched_at``.
+    """
+    if ratios.is_empty():
+        return finances
+    flagged = pl.col("implausible").fill_null("")
+    years = ratios.filter(pl.col("chosen")).select(
+        "siren",
+        pl.col("annee").cast(pl.Int64),
+        pl.col("date_cloture_exercice").alias("date_de_cloture_exercice"),
+        *(
+            pl.col(inpi).alias(ours)
+            for inpi, ours in RATIO_YEAR_COLUMNS.items()
+            if inpi not in ("chiffre_d_affaires", "resultat_net")
+        ),
+        pl.when(~flagged.str.contains("chiffre_d_affaires"))
+        .then(pl.col("chiffre_d_affaires").round().cast(pl.Int64))
+        .alias("chiffre_affaires"),
+        pl.when(~flagged.str.contains("resultat_net"))
+        .then(pl.col("resultat_net").round().cast(pl.Int64))
+        .alias("resultat"),
+    )
+    added = (
+        companies.select(PARTITION_COLUMN, "siren")
+        .join(years, on="siren")
+        .join(finances, on=[PARTITION_COLUMN, "siren", "annee"], how="anti")
+        .with_columns(pl.lit("inpi_ratios").alias("source"))
+    )
+    return pl.concat([finances, added], how="diagonal_relaxed").select(finances.columns)
