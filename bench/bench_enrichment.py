@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, warehouse_url: str, data_dir: Path) -> None:
         f" {args.concurrency}; raw_companies for {DAY}: {raw_s:.1f} s"
     )
     print(
-        f"  first run: {facts['requested']} active SIRENs, {facts['calls']} calls"
+        f"  first run: {facts['requested']} target SIRENs, {facts['calls']} calls"
         f" (transport counted {calls_first}), fetch {facts['fetch_duration_s']:.1f} s"
         f" (floor {floor_s:.1f} s), asset {facts['duration_s']:.1f} s, run {first_s:.1f} s"
     )

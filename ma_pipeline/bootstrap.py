@@ -68,6 +68,16 @@ def _reason(row: dict, score: str, rank: int) -> str | None:
     return f"{feature} = {value} ({row[f'{score}_reason_{rank}_contribution']:+.2f})"
 
 
+def _shown(row: dict, score: str) -> str:
+    """A score as a deal team reads it: band and rank, the probability beside."""
+    value = row[f"score_{score}"]
+    if value is None:
+        return "not scored"
+    band, rank = row[f"band_{score}"], row[f"rank_{score}"]
+    ranked = f"{band} (rank {rank:.0f}), " if band is not None else ""
+    return f"{ranked}{value:.1f} %"
+
+
 def top_targets(n: int = TOP) -> str:
     """The served day's ``n`` best ``score_ma`` companies with their top reasons."""
     warehouse = connect_warehouse(settings.value("MA_WAREHOUSE_URL"), settings.value("MA_DATA_DIR"))
@@ -84,8 +94,8 @@ def top_targets(n: int = TOP) -> str:
         lines.append(
             f"{rank:>2}. {row['nom_entreprise'] or '?'} (SIREN {row['siren']},"
             f" {row['activite_principale']}, dép. {row['departement']}):"
-            f" M&A {row['score_ma']:.1f}, croissance {row['score_croissance']:.1f},"
-            f" stabilité {row['score_stabilite']:.1f}, confidence {row['confidence']:.0f}"
+            f" M&A {_shown(row, 'ma')}; croissance {_shown(row, 'croissance')};"
+            f" stabilité {_shown(row, 'stabilite')}; confidence {row['confidence']:.0f}"
         )
         reasons = filter(None, (_reason(row, "ma", k) for k in range(1, REASONS + 1)))
         lines.append(f"    why: {'; '.join(reasons) or 'no reason (base rate only)'}")

@@ -7,6 +7,7 @@ import polars as pl
 
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
 from ma_pipeline.contracts.siren import with_check_digit
+from ma_pipeline.ml.scale import bands
 
 FEATURES = ("age_dirigeant_max", "croissance_ca_1an", "effectif", "anciennete", "marge_nette")
 
@@ -37,6 +38,9 @@ def ml_scores(
     }
     for score in SCORES:
         columns[f"score_{score}"] = rng.uniform(0, 100, n).round(1)
+        columns[f"rank_{score}"] = rng.uniform(0, 100, n).round(1)
+        columns[f"band_{score}"] = bands(columns[f"rank_{score}"])
+        columns[f"unscored_{score}"] = pl.Series([None] * n, dtype=pl.String)
         columns[f"model_version_{score}"] = [f"ma_pipeline_{score}/3"] * n
         for rank in range(1, TOP_REASONS + 1):
             columns[f"{score}_reason_{rank}_feature"] = [FEATURES[rank - 1]] * n

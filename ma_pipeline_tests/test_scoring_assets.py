@@ -103,6 +103,7 @@ class Broken:
 
     def __init__(self, score: str) -> None:
         self.score, self.version = score, f"{MODEL_NAMES[score]}/1"
+        self.reference = None
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         return np.full((matrix.shape[0], len(FEATURE_NAMES) + 1), np.nan)
@@ -259,7 +260,8 @@ def test_the_quick_start_ends_with_the_served_days_top_targets_and_their_reasons
 
     best = scores.sort("score_ma", descending=True).row(0, named=True)
     assert summary[0].startswith(f"Top 3 M&A targets of {D1} (30 scored by the rule baseline")
-    assert best["siren"] in summary[1] and f"M&A {best['score_ma']:.1f}" in summary[1]
+    shown = f"M&A {best['band_ma']} (rank {best['rank_ma']:.0f}), {best['score_ma']:.1f} %"
+    assert best["siren"] in summary[1] and shown in summary[1]
     assert summary[2].startswith("    why: age_dirigeant_max = 10 (")
     assert len(summary) == 1 + 3 * 2
 

@@ -8,6 +8,7 @@ from ma_pipeline.scoring.checks import (
     coverage_outcome,
     distribution_outcome,
     in_range_outcome,
+    key_inputs_outcome,
     no_nulls_outcome,
 )
 from ma_pipeline_tests.factories import ml_scores, sirens
@@ -74,3 +75,43 @@ def test_a_score_that_jumps_blocks_unless_its_model_changed() -> None:
     outcome = distribution_outcome(new_champion, reference, "published 2026-11-19", threshold=0.25)
     assert outcome.passed and "score_ma" in outcome.metadata["psi_by_score"].value
     assert distribution_outcome(jumped, None, "no published partition", threshold=0.25).passed
+
+
+def test_a_missing_score_passes_only_with_its_reason() -> None:
+    unscored = ml_scores(DAY, COMPANIES).with_columns(
+        score_croissance=pl.when(pl.col("siren") == COMPANIES[0])
+        .then(None)
+        .otherwise("score_croissance"),
+        unscored_croissance=pl.when(pl.col("siren") == COMPANIES[0]).then(
+            pl.lit("not scored without log_ca (no accounts)")
+        ),
+    )
+    assert no_nulls_outcome(unscored).passed
+    silent = unscored.with_columns(unscored_croissance=pl.lit(None, pl.String))
+    outcome = no_nulls_outcome(silent)
+    assert not outcome.passed and "score_croissance" in outcome.description
+
+
+def key_inputs(blind: set[str]) -> pl.DataFrame:
+    """The day's key inputs: missing for the ``blind`` SIRENs, known for the others."""
+    known = ~pl.col("siren").is_in(list(blind))
+    return pl.DataFrame({"siren": COMPANIES}).with_columns(
+        log_ca=pl.when(known).then(12.0), age_dirigeant_max=pl.when(known).then(61.0)
+    )
+
+
+def test_a_top_made_of_companies_the_model_cannot_see_blocks() -> None:
+    """The review's artefact, constructed: the four best stabilite scores (the top 1 % of 400)
+    go to companies without accounts."""
+    scores = ml_scores(DAY, COMPANIES)
+    top = scores.sort("score_stabilite", descending=True)["siren"].head(4).to_list()
+    assert key_inputs_outcome(scores, key_inputs(set(top[:2]))).passed  # half: not dominated
+    outcome = key_inputs_outcome(scores, key_inputs(set(top[:3])))
+    assert not outcome.passed and "score_stabilite 75%" in outcome.description
+    tops = {
+        siren
+        for score in ("score_ma", "score_croissance", "score_stabilite")
+        for siren in scores.sort(score, descending=True)["siren"].head(4)
+    }
+    spread = set([s for s in COMPANIES if s not in tops][:200])
+    assert key_inputs_outcome(scores, key_inputs(spread)).passed  # many blind, none on top

@@ -12,6 +12,7 @@ import pytest
 from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.encoding import CATEGORICAL_INDICES, FEATURE_NAMES, encode, shown_value
+from ma_pipeline.ml.scale import RankReference, bands
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
 from ma_pipeline.scoring.compute import (
     as_models_see_it,
@@ -63,7 +64,8 @@ def test_shap_reasons_add_up_to_the_model_output(
         assert np.allclose(explained.margin, raw, rtol=0, atol=1e-6)
         p = probability(raw)
         expected = 100 * (1 - p) if score == "stabilite" else 100 * p
-        assert np.allclose(scored[f"score_{score}"].to_numpy(), expected)
+        given = scored[f"unscored_{score}"].is_null().to_numpy()
+        assert np.allclose(scored[f"score_{score}"].to_numpy()[given], expected[given])
 
         # The stored reasons are the largest |contributions|, signed towards the score.
         sign = -1.0 if score == "stabilite" else 1.0
@@ -72,9 +74,10 @@ def test_shap_reasons_add_up_to_the_model_output(
             chosen = np.take_along_axis(contributions, top[:, rank : rank + 1], 1)[:, 0]
             reason = np.abs(chosen) > 1e-12  # below: floating-point noise, no reason
             stored = scored[f"{score}_reason_{rank + 1}_contribution"].to_numpy()
-            assert np.array_equal(stored, np.where(reason, sign * chosen, np.nan), equal_nan=True)
+            shown = np.where(reason & given, sign * chosen, np.nan)
+            assert np.array_equal(stored, shown, equal_nan=True)
             names = scored[f"{score}_reason_{rank + 1}_feature"].to_list()
-            shown = zip(top[:, rank], reason, strict=True)
+            shown = zip(top[:, rank], reason & given, strict=True)
             assert names == [FEATURE_NAMES[i] if r else None for i, r in shown]
 
 
@@ -224,3 +227,49 @@ def test_reason_values_read_exactly_as_shown_value_formats_them() -> None:
         for f, v in zip(features.tolist(), values.tolist(), strict=True)
     ]
     assert shown == expected
+
+
+def test_no_growth_score_without_accounts_and_the_reason_says_why(
+    day_1: pl.DataFrame, boosters: dict[str, lgb.Booster]
+) -> None:
+    """The review's artefact: without any revenue known the growth model only sees the branch
+    learnt from one-year-olds. Such companies get no growth score, no rank, no band, no
+    reasons, and a reason; their other scores stay."""
+    scored = score_day(day_1, champions(boosters), None, NOW).frame
+    blind = day_1.sort("siren")["log_ca"].is_null()
+    assert 0 < blind.sum() < len(blind)
+    unscored = scored.filter(blind)
+    assert unscored["score_croissance"].null_count() == unscored.height
+    assert unscored["rank_croissance"].null_count() == unscored.height
+    assert unscored["croissance_reason_1_feature"].null_count() == unscored.height
+    assert set(unscored["unscored_croissance"]) == {"not scored without log_ca (no accounts)"}
+    assert unscored["score_ma"].null_count() == 0 and unscored["unscored_ma"].null_count() == (
+        unscored.height
+    )
+    assert scored.filter(~blind)["score_croissance"].null_count() == 0
+
+
+def test_ranks_and_bands_read_against_the_models_reference(
+    day_1: pl.DataFrame, boosters: dict[str, lgb.Booster]
+) -> None:
+    """A champion's ranks are the share of its reference population below each company: ranked
+    against the day itself, the ranks spread over 0-100, follow the score's order, and the bands
+    follow their documented cut-offs; the baseline has none."""
+    matrix = encode(day_1.sort("siren"))
+    scorers = {
+        s: LightGBMScorer(s, "v", b, RankReference.of(b.predict(matrix, raw_score=True)))
+        for s, b in boosters.items()
+    }
+    scored = score_day(day_1, scorers, None, NOW).frame
+    for score in SCORES:
+        given = scored.filter(pl.col(f"score_{score}").is_not_null())
+        ranks, values = given[f"rank_{score}"], given[f"score_{score}"]
+        assert ranks.min() >= 0 and ranks.max() <= 100 and ranks.max() - ranks.min() > 20
+        ordered = given.sort(f"score_{score}", f"rank_{score}")[f"rank_{score}"]
+        assert ordered.is_sorted()  # a higher score never ranks lower
+        assert values.n_unique() == 1 or ranks.n_unique() > 1
+        expected = bands(ranks.to_numpy())
+        assert given[f"band_{score}"].to_list() == list(expected)
+    assert set(bands(np.array([99.0, 95.0, 94.9, 80.0, 50.0, 20.0, 19.9]))) == set("ABCDE")
+    baseline_scored = score_day(day_1, baseline(), None, NOW).frame
+    assert baseline_scored["rank_ma"].null_count() == baseline_scored.height

@@ -28,12 +28,14 @@ from ma_pipeline.contracts.answers import company_json
 from ma_pipeline.contracts.scores import SCORES
 
 SCORE_COLUMNS = tuple(f"score_{s}" for s in SCORES)
+RANK_COLUMNS = tuple(f"{kind}_{s}" for kind in ("rank", "band") for s in SCORES)
 LIST_COLUMNS = (
     "siren",
     "nom_entreprise",
     "activite_principale",
     "departement",
     *SCORE_COLUMNS,
+    *RANK_COLUMNS,
     "confidence",
 )
 FRAME_COLUMNS = (*LIST_COLUMNS, "naf_section", "naf_division")

@@ -73,8 +73,8 @@ def _served(request: Request) -> Served:
     return request.app.state.served
 
 
-def _scores(row: dict[str, Any]) -> dict[str, Any]:
-    return {s: row[f"score_{s}"] for s in SCORES}
+def _scores(row: dict[str, Any], kind: str = "score") -> dict[str, Any]:
+    return {s: row[f"{kind}_{s}"] for s in SCORES}
 
 
 @v1.get(
@@ -165,9 +165,10 @@ class Cursor(BaseModel):
 
 def _conditions(query: ScoreQuery) -> list[pl.Expr]:
     conditions = [
-        pl.col(f"score_{s}") >= minimum
+        pl.col(f"{kind}_{s}") >= minimum
+        for kind in ("score", "rank")
         for s in SCORES
-        if (minimum := getattr(query, f"min_score_{s}")) is not None
+        if (minimum := getattr(query, f"min_{kind}_{s}")) is not None
     ]
     if query.naf is not None:
         if "." in query.naf:
@@ -228,6 +229,8 @@ def list_scores(
                 "activite_principale": row["activite_principale"],
                 "departement": row["departement"],
                 "scores": _scores(row),
+                "ranks": _scores(row, "rank"),
+                "bands": _scores(row, "band"),
                 "confidence": row["confidence"],
             }
             for row in rows

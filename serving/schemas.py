@@ -29,6 +29,12 @@ class ScoreValues(BaseModel):
     stabilite: float | None
 
 
+class ScoreBands(BaseModel):
+    ma: str | None = Field(description="A (top 5 %), B (next 15 %), C, D, E (bottom 20 %)")
+    croissance: str | None
+    stabilite: str | None
+
+
 class ScoreVersions(BaseModel):
     ma: str | None
     croissance: str | None
@@ -75,6 +81,11 @@ class ScoreQuery(BaseModel):
     min_score_ma: float | None = Field(None, ge=0, le=100)
     min_score_croissance: float | None = Field(None, ge=0, le=100)
     min_score_stabilite: float | None = Field(None, ge=0, le=100)
+    min_rank_ma: float | None = Field(
+        None, ge=0, le=100, description="Percentile rank: 80 keeps bands A and B, the top 20 %"
+    )
+    min_rank_croissance: float | None = Field(None, ge=0, le=100)
+    min_rank_stabilite: float | None = Field(None, ge=0, le=100)
     naf: str | None = Field(
         None,
         pattern=NAF_PATTERN,
@@ -96,6 +107,8 @@ class ScoreListItem(BaseModel):
     activite_principale: str | None
     departement: str | None
     scores: ScoreValues
+    ranks: ScoreValues = Field(description="Percentile ranks, 0-100 (null: rule baseline)")
+    bands: ScoreBands
     confidence: float | None
 
 
@@ -114,7 +127,9 @@ class ScorePage(BaseModel):
                     "nom_entreprise": "SOCIETE EXEMPLE",
                     "activite_principale": "62.01Z",
                     "departement": "75",
-                    "scores": {"ma": 81.5, "croissance": 42.0, "stabilite": 66.3},
+                    "scores": {"ma": 14.2, "croissance": None, "stabilite": 98.1},
+                    "ranks": {"ma": 97.5, "croissance": None, "stabilite": 41.0},
+                    "bands": {"ma": "A", "croissance": None, "stabilite": "C"},
                     "confidence": 88.0,
                 }
             ],

@@ -40,7 +40,20 @@ class Reason(BaseModel):
 
 
 class Score(BaseModel):
-    value: float = Field(ge=0, le=100)
+    value: float | None = Field(
+        ge=0,
+        le=100,
+        description="100 x the model's probability (for stabilite, of no collective procedure);"
+        " null when the company is not scored on it (see unscored)",
+    )
+    rank: float | None = Field(
+        ge=0,
+        le=100,
+        description="Percentile rank: 90 means a higher score than 90 % of the companies the"
+        " model was trained on (null for the rule baseline)",
+    )
+    band: str | None = Field(description="A (top 5 %), B (next 15 %), C, D, E (bottom 20 %)")
+    unscored: str | None = Field(description="Why there is no score, when there is none")
     model_version: str | None
     reasons: list[Reason] = Field(description="Top reasons, strongest first")
 
@@ -91,14 +104,27 @@ class Company(BaseModel):
                 "region": "11",
             },
             "scores": {
-                "ma": {"value": 81.5, "model_version": "ma_pipeline_ma/3", "reasons": _REASONS},
-                "croissance": {
-                    "value": 42.0,
-                    "model_version": "ma_pipeline_croissance/3",
+                "ma": {
+                    "value": 14.2,
+                    "rank": 97.5,
+                    "band": "A",
+                    "unscored": None,
+                    "model_version": "ma_pipeline_ma/3",
                     "reasons": _REASONS,
                 },
+                "croissance": {
+                    "value": None,
+                    "rank": None,
+                    "band": None,
+                    "unscored": "not scored without log_ca (no accounts)",
+                    "model_version": "ma_pipeline_croissance/3",
+                    "reasons": [],
+                },
                 "stabilite": {
-                    "value": 66.3,
+                    "value": 98.1,
+                    "rank": 41.0,
+                    "band": "C",
+                    "unscored": None,
                     "model_version": "ma_pipeline_stabilite/3",
                     "reasons": _REASONS,
                 },
@@ -127,6 +153,9 @@ def _score(score: str) -> pl.Expr:
     )
     return pl.struct(
         value=f"score_{score}",
+        rank=f"rank_{score}",
+        band=f"band_{score}",
+        unscored=f"unscored_{score}",
         model_version=pl.col(f"model_version_{score}"),
         reasons=reasons.arr.to_list().list.filter(
             pl.element().struct.field("feature").is_not_null()

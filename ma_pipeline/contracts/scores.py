@@ -9,6 +9,20 @@ import polars as pl
 
 SCORES = ("ma", "croissance", "stabilite")
 TOP_REASONS = 5
+# The model features without which a score would be an artefact, not a judgement: a company
+# missing all of a score's key inputs gets no score on it (null, with the reason in
+# ``unscored_{score}``), and the publication check fails a day whose top 1 % of a score is
+# dominated by companies missing them. Growth without any revenue known is the case the review
+# found (every company without accounts at 99.9: the one-year-olds' branch).
+KEY_INPUTS: dict[str, tuple[str, ...]] = {
+    "ma": ("age_dirigeant_max",),
+    "croissance": ("log_ca",),
+    "stabilite": ("log_ca",),
+}
+# Scores a company missing their key inputs is not given (the others are checked only).
+NEEDS_KEY_INPUTS = frozenset({"croissance"})
+# Below this share of the model features known, no score is given at all.
+MIN_COMPLETENESS = 0.25
 
 # Who the company is, copied from the features so that lists can be filtered without a join.
 PROFILE: dict[str, pl.DataType] = {
@@ -35,7 +49,10 @@ ML_SCORES_SCHEMA: dict[str, pl.DataType] = {
     "partition_date": pl.Date(),
     "siren": pl.String(),
     **PROFILE,
-    **{f"score_{s}": pl.Float64() for s in SCORES},
+    **{f"score_{s}": pl.Float64() for s in SCORES},  # 100 x probability; null: unscored
+    **{f"rank_{s}": pl.Float64() for s in SCORES},  # 0-100 percentile (ml.scale)
+    **{f"band_{s}": pl.String() for s in SCORES},  # A-E by rank (ml.scale.BANDS)
+    **{f"unscored_{s}": pl.String() for s in SCORES},  # why a score is null
     "confidence": pl.Float64(),  # 0-100
     "scorer": pl.String(),  # "champion" or "rule_baseline"
     **{f"model_version_{s}": pl.String() for s in SCORES},

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ma_pipeline.ml.encoding import FEATURE_NAMES
+from ma_pipeline.ml.scale import RankReference
 from ma_pipeline.ml.scorer import BASELINE_VERSION
 
 Term = Callable[[np.ndarray], np.ndarray]
@@ -82,6 +83,7 @@ class RuleBaseline:
 
     score: str
     version: str = BASELINE_VERSION
+    reference: RankReference | None = None  # no population it was fitted on: no ranks
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         base, rules = RULES[self.score]

@@ -21,11 +21,12 @@ from mlflow.models import infer_signature
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.dataset import AS_OF
-from ma_pipeline.ml.encoding import FEATURE_NAMES, VOCABULARIES
+from ma_pipeline.ml.encoding import FEATURE_NAMES, VOCABULARIES, encode
 from ma_pipeline.ml.metrics import calibration_table
 from ma_pipeline.ml.model_card import ScoreReport, model_card
 from ma_pipeline.ml.promotion import decide
-from ma_pipeline.ml.registry import CHALLENGER, CHAMPION, MlflowResource
+from ma_pipeline.ml.registry import CHALLENGER, CHAMPION, REFERENCE_TAG, MlflowResource
+from ma_pipeline.ml.scale import RankReference
 from ma_pipeline.ml.scorer import LightGBMScorer, Scorer
 from ma_pipeline.ml.train import (
     Splits,
@@ -47,6 +48,7 @@ class Candidate:
     booster: lgb.Booster
     report: ScoreReport  # model_version still empty
     sample: np.ndarray  # holdout rows explained, also the model signature's example
+    reference: RankReference  # what its scores are ranked against (ml.scale)
 
 
 def candidate(
@@ -91,7 +93,9 @@ def candidate(
         cost=cost,
         decision=decision,
     )
-    return Candidate(booster, report, sample)
+    newest = training_set.filter(pl.col(AS_OF) == pl.col(AS_OF).max())
+    reference = RankReference.of(booster.predict(encode(newest), raw_score=True))
+    return Candidate(booster, report, sample, reference)
 
 
 def importance_figure(importance: pl.DataFrame, title: str) -> Figure:
@@ -145,6 +149,7 @@ def register(
         "score": score,
         "holdout_metrics": json.dumps(report.metrics["challenger"]),
         "decision": report.decision.reason,
+        REFERENCE_TAG: found.reference.to_json(),
     }
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)

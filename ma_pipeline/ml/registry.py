@@ -36,12 +36,15 @@ from pydantic import Field
 
 from ma_pipeline.contracts.scores import MODEL_VERSIONS_SCHEMA
 from ma_pipeline.ml.baseline import RuleBaseline
+from ma_pipeline.ml.scale import RankReference
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer, Scorer
 from ma_pipeline.settings import LaunchSettings
 
 SCORES = tuple(LABELS)
 MODEL_NAMES = {score: f"ma_pipeline_{score}" for score in SCORES}
 CHAMPION, CHALLENGER = "champion", "challenger"
+# The model version tag holding the quantiles its scores are ranked against (ml.scale).
+REFERENCE_TAG = "rank_reference"
 # Tag names: dagster_run_id is the one dagster-mlflow writes, so runs of both read the same.
 RUN_TAGS = ("dagster_run_id", "dagster_job", "dagster_asset_key", "dagster_partition")
 _SERVER_SCHEMES = ("http", "https", "databricks")
@@ -173,7 +176,11 @@ class MlflowResource(LaunchSettings):
         scorers: dict[str, Scorer] = {score: RuleBaseline(score) for score in SCORES}
         for score, version in champions.items():
             booster = self.load_booster(version)
-            scorers[score] = LightGBMScorer(score, f"{version.name}/{version.version}", booster)
+            tagged = version.tags.get(REFERENCE_TAG)
+            reference = RankReference.from_json(tagged) if tagged else None
+            scorers[score] = LightGBMScorer(
+                score, f"{version.name}/{version.version}", booster, reference
+            )
         return scorers
 
 

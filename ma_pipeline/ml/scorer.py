@@ -13,6 +13,8 @@ from typing import Protocol
 import lightgbm as lgb
 import numpy as np
 
+from ma_pipeline.ml.scale import RankReference
+
 # The label each score's model predicts (positive class); score_stabilite is 1 - P(distress).
 LABELS = {
     "ma": "label_ma_12m",
@@ -25,6 +27,7 @@ BASELINE_VERSION = "rule_baseline"
 class Scorer(Protocol):
     score: str
     version: str
+    reference: RankReference | None  # what its margins are ranked against (ml.scale)
 
     def margin(self, matrix: np.ndarray) -> np.ndarray: ...
 
@@ -38,6 +41,7 @@ class LightGBMScorer:
     score: str
     version: str
     booster: lgb.Booster
+    reference: RankReference | None = None
 
     def margin(self, matrix: np.ndarray) -> np.ndarray:
         return self.booster.predict(matrix, raw_score=True)

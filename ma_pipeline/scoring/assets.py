@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA
+from ma_pipeline.contracts.scores import KEY_INPUTS, ML_SCORES_SCHEMA
 from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
@@ -36,6 +36,7 @@ from ma_pipeline.scoring.checks import (
     coverage_outcome,
     distribution_outcome,
     in_range_outcome,
+    key_inputs_outcome,
     no_nulls_outcome,
 )
 from ma_pipeline.scoring.compute import score_day
@@ -148,11 +149,15 @@ def _models(scorers: dict[str, Scorer]) -> dict[str, str]:
 CHECKS = {
     "scores_in_range": "Every score and the confidence within 0-100.",
     "one_row_per_company": "Exactly the SIRENs of the day's company_features, once each.",
-    "no_null_scores": "No missing score, confidence, scorer, model version or feature hash.",
+    "no_null_scores": "No missing confidence, scorer, model version or feature hash; a missing"
+    " score only with its reason (unscored_{score}).",
+    "top_not_blind": "No score's top 1 % made for more than half of companies missing its key"
+    " inputs (contracts.scores.KEY_INPUTS: a model artefact, not targets).",
     "score_distribution": "PSI of each score against the newest earlier partition that passed"
     " its checks (or the run's previous day), over psi_max blocks when the model is unchanged.",
 }
 BLOCKING_CHECKS = [dg.AssetCheckKey(keys.ML_SCORES, name) for name in CHECKS]
+FEATURE_CHECKS = ("one_row_per_company", "top_not_blind")  # they read company_features
 
 
 @dg.asset(
@@ -296,7 +301,7 @@ class ScoreChecksConfig(dg.Config):
         dg.AssetCheckSpec(
             name,
             asset=keys.ML_SCORES,
-            additional_deps=[keys.COMPANY_FEATURES] if name == "one_row_per_company" else None,
+            additional_deps=[keys.COMPANY_FEATURES] if name in FEATURE_CHECKS else None,
             partitions_def=daily_partitions,
             blocking=True,
             description=f"{description} ERROR, blocking: the partition is not published.",
@@ -312,16 +317,20 @@ def ml_scores_blocking_checks(
     warehouse: WarehouseResource,
     ml_scores: pl.DataFrame,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """The four rules of ``scoring.checks`` on each partition of the run, one evaluation each;
-    company_features is read for its SIRENs only."""
+    """The rules of ``scoring.checks`` on each partition of the run, one evaluation each;
+    company_features is read for its SIRENs and the scores' key inputs only."""
     days = sorted(context.partition_keys)
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
     backend = warehouse.backend()
     scores = by_partition(ml_scores, days)
-    sirens = backend.read(
-        tables.COMPANY_FEATURES, start=first, end=last, columns=[PARTITION_COLUMN, "siren"]
+    inputs = sorted({c for columns in KEY_INPUTS.values() for c in columns})
+    read = backend.read(
+        tables.COMPANY_FEATURES,
+        start=first,
+        end=last,
+        columns=[PARTITION_COLUMN, "siren", *inputs],
     )
-    features = by_partition(sirens, days)
+    features = by_partition(read, days)
     reference = checked_before(backend, context.instance, first)
     previous = reference.rows(backend) if reference else None
     label = reference.label if reference else "no checked partition before the day"
@@ -332,6 +341,7 @@ def ml_scores_blocking_checks(
             "scores_in_range": in_range_outcome(rows),
             "one_row_per_company": coverage_outcome(rows, features[key]),
             "no_null_scores": no_nulls_outcome(rows),
+            "top_not_blind": key_inputs_outcome(rows, features[key].drop(PARTITION_COLUMN)),
             "score_distribution": distribution_outcome(
                 rows, previous, label, threshold=config.psi_max, bins=config.bins
             ),

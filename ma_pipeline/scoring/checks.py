@@ -7,14 +7,16 @@ not published (``publication``), so the API and the marts keep serving the previ
 
 import polars as pl
 
-from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.contracts.scores import KEY_INPUTS, SCORES
 from ma_pipeline.lib.checks import ERROR, SAMPLE_ROWS, Coverage, Outcome
 from ma_pipeline.lib.drift import psi
 from ma_pipeline.lib.metadata import preview
 
 SCORE_COLUMNS = [f"score_{s}" for s in SCORES]
 BOUNDED = [*SCORE_COLUMNS, "confidence"]
-REQUIRED = [*BOUNDED, "scorer", *(f"model_version_{s}" for s in SCORES), "feature_hash"]
+REQUIRED = ["confidence", "scorer", *(f"model_version_{s}" for s in SCORES), "feature_hash"]
+TOP_SHARE = 0.01  # the top a deal team looks at
+DOMINATED = 0.5  # share of that top missing a score's key inputs that blocks
 
 
 def _missing(column: str) -> pl.Expr:
@@ -39,15 +41,63 @@ def in_range_outcome(scores: pl.DataFrame) -> Outcome:
 
 
 def no_nulls_outcome(scores: pl.DataFrame) -> Outcome:
-    """No company without a score, a confidence, a scorer, model versions or a feature hash."""
+    """No company without a confidence, a scorer, model versions or a feature hash, nor without
+    a score that does not say why (``unscored_{score}``)."""
+    unexplained = {
+        f"score_{s}": scores.filter(_missing(f"score_{s}") & pl.col(f"unscored_{s}").is_null())
+        for s in SCORES
+    }
     counts = {c: scores.filter(_missing(c)).height for c in REQUIRED}
+    counts |= {c: rows.height for c, rows in unexplained.items()}
     bad = {c: n for c, n in counts.items() if n}
-    metadata: dict[str, object] = {"missing_by_column": counts}
+    metadata: dict[str, object] = {
+        "missing_by_column": counts,
+        "unscored_with_reason": {s: scores[f"unscored_{s}"].is_not_null().sum() for s in SCORES},
+    }
     if bad:
-        failing = scores.filter(pl.any_horizontal(_missing(c) for c in bad))
+        failing = pl.concat(
+            [scores.filter(_missing(c)) for c in bad if c in REQUIRED]
+            + [unexplained[c] for c in bad if c in unexplained]
+        ).unique("siren")
         metadata["failing_sirens"] = failing["siren"].head(SAMPLE_ROWS).to_list()
         return Outcome(False, ERROR, f"{failing.height} rows miss a value: {bad}", metadata)
     return Outcome(True, ERROR, f"{scores.height} rows: no missing score", metadata)
+
+
+def key_inputs_outcome(scores: pl.DataFrame, features: pl.DataFrame) -> Outcome:
+    """No score whose top 1 % is dominated (more than half) by companies missing all of its key
+    inputs (``contracts.scores.KEY_INPUTS``): a top made of what the model cannot see is an
+    artefact of the model, not a list of targets. ``features`` has ``siren`` and the key input
+    columns of the day."""
+    rows = []
+    for score in SCORES:
+        column = f"score_{score}"
+        given = scores.filter(~_missing(column))
+        top = given.sort([column, "siren"], descending=[True, False]).head(
+            max(1, round(TOP_SHARE * given.height))
+        )
+        blind = (
+            top.select("siren")
+            .join(features, on="siren", how="left")
+            .select(pl.all_horizontal(pl.col(c).is_null() for c in KEY_INPUTS[score]).mean())
+            .item()
+        )
+        share = float(blind or 0.0)
+        rows.append({"score": column, "top": top.height, "share_blind": round(share, 4)})
+    table = pl.DataFrame(rows)
+    metadata: dict[str, object] = {"top_share": TOP_SHARE, "by_score": preview(table, 3)}
+    dominated = table.filter(pl.col("share_blind") > DOMINATED)
+    if dominated.is_empty():
+        return Outcome(True, ERROR, "no score's top 1 % is made of blind rows", metadata)
+    shown = ", ".join(
+        f"{s} {p:.0%}" for s, p in dominated.select("score", "share_blind").iter_rows()
+    )
+    return Outcome(
+        False,
+        ERROR,
+        f"top 1 % dominated by companies missing the score's key inputs: {shown}",
+        metadata,
+    )
 
 
 def coverage_outcome(scores: pl.DataFrame, features: pl.DataFrame) -> Outcome:

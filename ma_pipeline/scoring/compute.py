@@ -8,6 +8,11 @@ Scores. Each scorer (a LightGBM champion or the rule baseline, ``ml.scorer``) gi
 - ``score_stabilite`` = 100 × (1 − P(a collective procedure within 12 months)): its model
   predicts distress, so the score is the complement.
 
+Each score also gets a rank (0-100) and a band (A-E) against its champion's reference population
+(``ml.scale``), and no value at all where the company misses what the model needs to judge it
+(``contracts.scores``: ``KEY_INPUTS``, ``MIN_COMPLETENESS``): the score, its rank, band and
+reasons are null and ``unscored_{score}`` says why.
+
 Reasons. The contributions of every feature to the margin (LightGBM's native SHAP values,
 ``pred_contrib``, or the baseline's exact rule terms) plus the base value add up to m. A score's
 five reasons are its five features with the largest |contribution|, largest first (ties in feature
@@ -19,7 +24,8 @@ such features leave the last reason columns null (the rule baseline uses few fea
 
 Confidence (0-100) = 100 × completeness × (0.5 + 0.5 × certainty), where completeness is the share
 of the model's features known for the company (not null) and certainty the mean over the three
-scores of |2p − 1| (1 when a model is sure either way, 0 at a coin flip). All features known and
+scores given of |2p − 1| (1 when a model is sure either way, 0 at a coin flip; 0 when no score
+is given). All features known and
 sure models give 100; all features known and coin flips give 50; half the features unknown cap it
 at 50.
 
@@ -44,6 +50,7 @@ change to the formulas here recomputes every company once.
 """
 
 import hashlib
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,16 +59,25 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, PROFILE, SCORES, TOP_REASONS
+from ma_pipeline.contracts.scores import (
+    KEY_INPUTS,
+    MIN_COMPLETENESS,
+    ML_SCORES_SCHEMA,
+    NEEDS_KEY_INPUTS,
+    PROFILE,
+    SCORES,
+    TOP_REASONS,
+)
 from ma_pipeline.contracts.tables import COMPANY_FEATURES
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
+from ma_pipeline.ml.scale import bands
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
 from ma_pipeline.scoring.display import shown_values
 from ma_pipeline.warehouse import PARTITION_COLUMN
 
 # Bump when a formula of this module changes: every feature_hash changes with it.
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"
 # Scores whose label is bad news for the score: shown as 100 × (1 − P), contributions negated.
 COMPLEMENTED = frozenset({"stabilite"})
 CHAMPION, RULE_BASELINE = "champion", "rule_baseline"
@@ -180,6 +196,7 @@ class Explained:
 
     margin: np.ndarray  # log-odds of the model's label, as the model outputs it
     score: np.ndarray  # 0-100
+    rank: np.ndarray  # 0-100 against the scorer's reference population, NaN without one
     reasons: np.ndarray  # (rows × TOP_REASONS) feature indices, -1 where no reason
     contributions: np.ndarray  # signed towards the score
 
@@ -214,8 +231,36 @@ def explain(scorer: Scorer, matrix: np.ndarray) -> Explained:
         chosen = np.take_along_axis(block, np.maximum(best, 0), axis=1)
         towards[rows] = np.where(best >= 0, sign * chosen, np.nan)
     p = probability(margin)
-    score = 100.0 * (1.0 - p if scorer.score in COMPLEMENTED else p)
-    return Explained(margin, score, reasons, towards)
+    complemented = scorer.score in COMPLEMENTED
+    score = 100.0 * (1.0 - p if complemented else p)
+    rank = np.full(n, np.nan)
+    if scorer.reference is not None:
+        ranked = scorer.reference.rank(margin)
+        rank = 100.0 - ranked if complemented else ranked
+    return Explained(margin, score, rank, reasons, towards)
+
+
+def unscored(matrix: np.ndarray) -> dict[str, pl.Series]:
+    """Per score, why each row gets no score on it (null where it is scored): too few features
+    known for any score, or none of a ``NEEDS_KEY_INPUTS`` score's key inputs."""
+    known = ~np.isnan(matrix)
+    completeness = known.mean(axis=1) if matrix.shape[0] else np.empty(0)
+    sparse = completeness < MIN_COMPLETENESS
+    out = {}
+    for score in SCORES:
+        columns = [FEATURE_NAMES.index(f) for f in KEY_INPUTS[score]]
+        blind = (
+            ~known[:, columns].any(axis=1)
+            if score in NEEDS_KEY_INPUTS
+            else np.zeros(len(matrix), dtype=bool)
+        )
+        why = np.where(
+            sparse,
+            f"too little data: fewer than {MIN_COMPLETENESS:.0%} of the model's features known",
+            np.where(blind, f"not scored without {', '.join(KEY_INPUTS[score])} (no accounts)", ""),
+        )
+        out[score] = pl.Series(f"unscored_{score}", why, dtype=pl.String).replace("", None)
+    return out
 
 
 def score_matrix(
@@ -224,20 +269,36 @@ def score_matrix(
     """The ``CARRIED`` columns but ``siren`` and ``feature_hash``, for each row of ``matrix``."""
     n = matrix.shape[0]
     explained = {s: explain(scorers[s], matrix) for s in SCORES}
+    why = unscored(matrix)
+    given = {s: why[s].is_null().to_numpy() for s in SCORES}
     completeness = 1.0 - np.isnan(matrix).mean(axis=1) if n else np.empty(0)
-    certainty = np.mean([np.abs(2 * probability(e.margin) - 1) for e in explained.values()], 0)
+    certainty = np.stack(
+        [
+            np.where(given[s], np.abs(2 * probability(explained[s].margin) - 1), np.nan)
+            for s in SCORES
+        ]
+    )
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no score: NaN, as meant
+        certainty = np.nanmean(certainty, axis=0) if n else np.empty(0)
     on_baseline = all(scorers[s].version == BASELINE_VERSION for s in SCORES)
-    columns: dict[str, object] = {
-        **{f"score_{s}": explained[s].score for s in SCORES},
-        "confidence": 100.0 * completeness * (0.5 + 0.5 * certainty),
-    }
+    columns: dict[str, object] = {"confidence": 100.0 * completeness * (0.5 + 0.5 * certainty)}
     for s in SCORES:
-        for rank in range(TOP_REASONS):
-            columns[f"{s}_reason_{rank + 1}_feature"] = pl.Series(
-                explained[s].reasons[:, rank]
-            ).replace_strict(NAMES, default=None, return_dtype=pl.String)
-            columns[f"{s}_reason_{rank + 1}_contribution"] = pl.Series(
-                explained[s].contributions[:, rank], nan_to_null=True
+        rank = np.where(given[s], explained[s].rank, np.nan)
+        # Null where unscored; a NaN the model itself gives stays NaN, for the checks to see.
+        columns[f"score_{s}"] = pl.select(
+            pl.when(pl.Series(given[s])).then(pl.Series(explained[s].score))
+        ).to_series()
+        columns[f"rank_{s}"] = pl.Series(rank, nan_to_null=True)
+        columns[f"band_{s}"] = pl.Series(bands(rank), dtype=pl.String)
+        columns[f"unscored_{s}"] = why[s]
+        for k in range(TOP_REASONS):
+            reasons = np.where(given[s], explained[s].reasons[:, k], -1)
+            columns[f"{s}_reason_{k + 1}_feature"] = pl.Series(reasons).replace_strict(
+                NAMES, default=None, return_dtype=pl.String
+            )
+            columns[f"{s}_reason_{k + 1}_contribution"] = pl.Series(
+                np.where(given[s], explained[s].contributions[:, k], np.nan), nan_to_null=True
             )
     constants = {
         "scorer": RULE_BASELINE if on_baseline else CHAMPION,

@@ -30,7 +30,7 @@ from ma_pipeline_tests.factories import ml_scores, sirens
 D1, D2, D3, D4 = (date(2025, 6, d) for d in (1, 2, 3, 4))
 PUBLISHED = (D1, D2, D4)
 FEATURES = TableRef("features", "company_features")
-MIN_SCORE, MOVERS = 75, 100  # the dbt vars' defaults
+MIN_SCORE, MIN_RANK, MOVERS = 75, 80, 100  # the dbt vars' defaults, the sector share's bar
 INCREMENTAL = ("mart_sector_scores", "mart_score_movers", "mart_targets")
 
 
@@ -110,7 +110,7 @@ def expected_movers(today: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame
 
 def expected_targets(published: pl.DataFrame) -> pl.DataFrame:
     return (
-        published.filter(pl.col("score_ma") >= MIN_SCORE)
+        published.filter(pl.col("rank_ma") >= MIN_RANK)
         .sort("partition_date", "score_ma", "siren", descending=[False, True, False])
         .with_columns(target_rank=pl.int_range(1, pl.len() + 1).over("partition_date"))
         .select("partition_date", "target_rank", "siren", "score_ma", "ma_reason_5_feature")

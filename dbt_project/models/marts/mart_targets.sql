@@ -6,7 +6,7 @@ with targets as (
         ) as target_rank
     from {{ ref('int_published_scores') }} as s
     where {{ partition_window('s.partition_date') }}
-        and s.score_ma >= {{ var('targets_min_score_ma') }}
+        and s.rank_ma >= {{ var('targets_min_rank_ma') }}
 )
 
 select
@@ -15,6 +15,8 @@ select
     t.siren,
     t.nom_entreprise,
     t.score_ma,
+    t.rank_ma,
+    t.band_ma,
     t.score_croissance,
     t.score_stabilite,
     t.confidence,
