@@ -65,7 +65,8 @@ def _reason(row: dict, score: str, rank: int) -> str | None:
     if feature is None:
         return None
     value = row[f"{score}_reason_{rank}_value"]
-    return f"{feature} = {value} ({row[f'{score}_reason_{rank}_contribution']:+.2f})"
+    shown = "(personal data)" if value is None else value
+    return f"{feature} = {shown} ({row[f'{score}_reason_{rank}_contribution']:+.2f})"
 
 
 def _shown(row: dict, score: str) -> str:

@@ -262,7 +262,7 @@ def test_the_quick_start_ends_with_the_served_days_top_targets_and_their_reasons
     assert summary[0].startswith(f"Top 3 M&A targets of {D1} (30 scored by the rule baseline")
     shown = f"M&A {best['band_ma']} (rank {best['rank_ma']:.0f}), {best['score_ma']:.1f} %"
     assert best["siren"] in summary[1] and shown in summary[1]
-    assert summary[2].startswith("    why: age_dirigeant_max = 10 (")
+    assert summary[2].startswith("    why: age_dirigeant_max = (personal data) (")
     assert len(summary) == 1 + 3 * 2
 
 

@@ -87,8 +87,10 @@ def test_the_rule_baseline_scores_with_reasons_and_says_so(day_1: pl.DataFrame) 
     assert scored.schema == pl.Schema(ML_SCORES_SCHEMA)
     assert set(scored["scorer"]) == {"rule_baseline"}
     assert {scored[f"model_version_{s}"][0] for s in SCORES} == {BASELINE_VERSION}
-    by_age = scored.filter(pl.col("ma_reason_1_feature") == "age_dirigeant_max").select(
-        age=pl.col("ma_reason_1_value").cast(pl.Int64), weight="ma_reason_1_contribution"
+    by_age = (
+        scored.filter(pl.col("ma_reason_1_feature") == "age_dirigeant_max")
+        .join(day_1.select("siren", age=pl.col("age_dirigeant_max").floor()), on="siren")
+        .select("age", weight="ma_reason_1_contribution")
     )
     # The documented rule weights: +1.2 from 65, +0.5 from 60 to 64.
     assert set(by_age.filter(pl.col("age") >= 65)["weight"]) == {1.2}
@@ -273,3 +275,41 @@ def test_ranks_and_bands_read_against_the_models_reference(
     assert set(bands(np.array([99.0, 95.0, 94.9, 80.0, 50.0, 20.0, 19.9]))) == set("ABCDE")
     baseline_scored = score_day(day_1, baseline(), None, NOW).frame
     assert baseline_scored["rank_ma"].null_count() == baseline_scored.height
+
+
+def test_no_persons_age_nor_sole_traders_name_reaches_the_scores(
+    day_1: pl.DataFrame, boosters: dict[str, lgb.Booster]
+) -> None:
+    """A reason on a dirigeant's age keeps its contribution, not the age; a sole trader's
+    company name (the person's own) is not copied: both are personal data, and ml_scores is
+    what scores:read keys and the marts see."""
+    scored = score_day(day_1, champions(boosters), None, NOW).frame
+    reasons = pl.concat(
+        scored.select(
+            pl.col(f"{s}_reason_{k}_feature").alias("feature"),
+            pl.col(f"{s}_reason_{k}_value").alias("value"),
+            pl.col(f"{s}_reason_{k}_contribution").alias("contribution"),
+        )
+        for s in SCORES
+        for k in range(1, TOP_REASONS + 1)
+    )
+    on_age = reasons.filter(pl.col("feature") == "age_dirigeant_max")
+    assert on_age.height > 0 and on_age["value"].null_count() == on_age.height
+    assert on_age["contribution"].null_count() == 0
+    others = reasons.filter(
+        pl.col("feature").is_not_null()
+        & ~pl.col("feature").is_in(["age_dirigeant_max", "part_dirigeants_60_plus"])
+    )
+    assert others["value"].null_count() == 0
+    features = day_1.sort("siren").with_row_index()
+    features = features.with_columns(  # a few sole traders (the target universe has none)
+        forme_juridique_famille=pl.when(pl.col("index") % 10 == 0)
+        .then(pl.lit("EI"))
+        .otherwise("forme_juridique_famille")
+    ).drop("index")
+    scored = score_day(features, champions(boosters), None, NOW).frame
+    sole = features["forme_juridique_famille"] == "EI"
+    assert scored.filter(sole)["nom_entreprise"].null_count() == sole.sum() > 0
+    assert scored.filter(~sole)["nom_entreprise"].to_list() == (
+        features.filter(~sole)["nom_entreprise"].to_list()
+    )

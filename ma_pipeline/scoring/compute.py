@@ -64,11 +64,13 @@ from ma_pipeline.contracts.scores import (
     MIN_COMPLETENESS,
     ML_SCORES_SCHEMA,
     NEEDS_KEY_INPUTS,
+    PERSONAL_FEATURES,
     PROFILE,
     SCORES,
     TOP_REASONS,
 )
 from ma_pipeline.contracts.tables import COMPANY_FEATURES
+from ma_pipeline.features.codes import LEGAL_FAMILIES_BY_1_DIGIT
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
 from ma_pipeline.ml.scale import bands
@@ -84,6 +86,9 @@ CHAMPION, RULE_BASELINE = "champion", "rule_baseline"
 # Rows per pred_contrib call: bounds the contributions held in memory at once.
 CHUNK_ROWS = 200_000
 NAMES = dict(enumerate(FEATURE_NAMES))
+PERSONAL = np.array([FEATURE_NAMES.index(f) for f in sorted(PERSONAL_FEATURES)])
+# A sole trader's company name is the person's name: personal data, not copied into ml_scores.
+SOLE_TRADER = LEGAL_FAMILIES_BY_1_DIGIT["1"]
 # A contribution this small is floating-point noise (TreeSHAP leaves ~1e-18 on unused features).
 NEGLIGIBLE = 1e-12
 # LightGBM's kZeroThreshold: a value this close to 0 is zero (and missing, for missing_type Zero).
@@ -316,8 +321,9 @@ def score_matrix(
 
 def reason_values(scored: pl.DataFrame, matrix: np.ndarray) -> pl.DataFrame:
     """The ``{score}_reason_{k}_value`` columns: each reason's feature value in ``matrix`` (the
-    row's features of the day), as ``encoding.shown_value`` shows it; one score at a time, which
-    bounds the memory of a million companies' 5 million values."""
+    row's features of the day), as ``encoding.shown_value`` shows it, null for a personal one
+    (``PERSONAL_FEATURES``); one score at a time, which bounds the memory of a million
+    companies' 5 million values."""
     index = {name: i for i, name in NAMES.items()}
     columns: list[pl.Series] = []
     for score in SCORES:
@@ -326,7 +332,10 @@ def reason_values(scored: pl.DataFrame, matrix: np.ndarray) -> pl.DataFrame:
             pl.col(c).replace_strict(index, default=-1, return_dtype=pl.Int64) for c in features
         ).to_numpy()
         values = np.take_along_axis(matrix, np.maximum(chosen, 0), axis=1)
-        shown = shown_values(chosen.ravel(), values.ravel())
+        personal = pl.Series(np.isin(chosen.ravel(), PERSONAL))
+        shown = pl.select(
+            pl.when(personal).then(None).otherwise(shown_values(chosen.ravel(), values.ravel()))
+        ).to_series()
         columns += [
             shown.gather_every(TOP_REASONS, offset=i).alias(c.replace("_feature", "_value"))
             for i, c in enumerate(features)
@@ -386,9 +395,12 @@ def score_day(
     values = reason_values(scored, matrix)
     if reference is not None and carried.height:
         values = _aging_as_calculated(scored, values, reference, carried["siren"])
-    frame = pl.concat(
-        [features.select(PARTITION_COLUMN, *PROFILE), scored, values], how="horizontal"
-    ).select(list(ML_SCORES_SCHEMA))
+    profile = features.select(PARTITION_COLUMN, *PROFILE).with_columns(
+        nom_entreprise=pl.when(features["forme_juridique_famille"] != SOLE_TRADER).then(
+            features["nom_entreprise"]
+        )
+    )
+    frame = pl.concat([profile, scored, values], how="horizontal").select(list(ML_SCORES_SCHEMA))
     return ScoredDay(frame, recomputed=fresh.height, carried_over=carried.height)
 
 

@@ -17,6 +17,7 @@ from polars.testing import assert_frame_equal
 
 from ma_pipeline.analytics.assets import analytics_marts
 from ma_pipeline.analytics.project import dbt_project
+from ma_pipeline.contracts.scores import PERSONAL_FEATURES
 from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.features.assets import company_features
@@ -212,6 +213,16 @@ def test_the_marts_match_polars_and_a_rerun_leaves_one_copy(
     }
     assert sector_days == {d.isoformat() for d in (D1, D2, D3, D4)}
     assert undocumented(warehouse) == {}
+    # No person's age in the analytics schema, as a column or as a reason's value.
+    columns = warehouse.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics'"
+    )["column_name"]
+    assert not set(columns) & PERSONAL_FEATURES
+    ages = warehouse.query(
+        "SELECT count(*) AS n FROM analytics.stg_score_reasons"
+        " WHERE feature IN ('age_dirigeant_max', 'part_dirigeants_60_plus') AND value IS NOT NULL"
+    )
+    assert ages["n"][0] == 0
 
     published = pl.concat(scores[day] for day in PUBLISHED)
     # Every reason of every score (the macros' SCORES and TOP_REASONS match contracts/scores.py).

@@ -44,8 +44,6 @@ select
     features.marge_nette,
     pappers.capital,
     features.nb_dirigeants,
-    features.age_dirigeant_max,
-    features.part_dirigeants_60_plus,
     features.dirigeant_unique,
     features.procedure_collective_en_cours,
     pappers.siege_code_postal,
