@@ -24,13 +24,26 @@ from ma_pipeline.definitions import defs
 from ma_pipeline.enrichment.records import TABLES as PAPPERS_TABLES
 from ma_pipeline.enrichment.resource import today
 from ma_pipeline.features.compute import FeatureInputs, companies_from_pappers, compute_features
+from ma_pipeline.ingestion.assets import raw_companies
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES
 from ma_pipeline.ml.registry import MODEL_NAMES
+from ma_pipeline.sandbox.pappers_api import PappersSandbox
 from ma_pipeline.scoring.compute import score_day
-from ma_pipeline.scoring.on_demand import ApiStoreResource, score_requests_job, score_sirens
+from ma_pipeline.scoring.on_demand import (
+    OPTED_OUT,
+    ApiStoreResource,
+    score_requests_job,
+    score_sirens,
+)
 from ma_pipeline.warehouse import TableRef, connect_warehouse
-from ma_pipeline_tests.conftest import SANDBOX_DAY, make_resources, sandbox_features
+from ma_pipeline_tests.conftest import (
+    SANDBOX_AS_OF,
+    SANDBOX_DAY,
+    SANDBOX_UNITS,
+    make_resources,
+    sandbox_features,
+)
 from ma_pipeline_tests.factories import sirens
 from ma_pipeline_tests.serving.conftest import TESTING, Api
 from ma_pipeline_tests.test_scoring_assets import Champions
@@ -270,3 +283,32 @@ def test_a_company_whose_scoring_raises_fails_alone(
 
     assert list(scored.results) == [fine]
     assert scored.reasons == {broken: "the company could not be scored (ValueError)"}
+
+
+def test_a_unit_that_opted_out_of_diffusion_is_neither_enriched_nor_scored(
+    data_dir: Path,
+) -> None:
+    """Requested by SIREN through the API, a unit whose owner opted out of SIRENE diffusion is
+    not sent to the registry provider and its request fails with that reason."""
+    warehouse_url = on_duckdb(data_dir)
+    transport = PappersSandbox(SANDBOX_UNITS, 2026, as_of=SANDBOX_AS_OF)
+    resources = make_resources(data_dir, warehouse_url, pappers={"transport": transport})
+    day = SANDBOX_DAY.isoformat()
+    assert dg.materialize([raw_companies], partition_key=day, resources=resources).success
+    backend = connect_warehouse(warehouse_url, data_dir)
+    raw = backend.read(RAW_COMPANIES).filter(pl.col("etat_administratif") == "A")
+    hidden = raw.filter(pl.col("statut_diffusion") == "P")["siren"][0]
+    shown = raw.filter(pl.col("statut_diffusion") == "O")["siren"][0]
+
+    scored = score_sirens(
+        [hidden, shown],
+        api=resources["registry"].api(),
+        backend=backend,
+        scorers={s: RuleBaseline(s) for s in SCORES},
+        as_of=SANDBOX_DAY,
+        now=datetime.now(UTC),
+    )
+
+    assert scored.reasons[hidden] == OPTED_OUT and hidden not in scored.results
+    assert hidden not in transport.answered and transport.requests == 1
+    assert shown in scored.results or shown in scored.reasons

@@ -89,6 +89,9 @@ class Scored:
     events: list[dg.AssetMaterialization] = field(default_factory=list)  # api_cache writes
 
 
+OPTED_OUT = "the company's owner opted out of SIRENE diffusion: it is neither enriched nor scored"
+
+
 def sirene_rows(backend: Warehouse, sirens: list[str]) -> pl.DataFrame:
     """The raw_companies rows of ``sirens`` in its newest partition (none before the first)."""
     keys = pl.DataFrame({"siren": sirens}, schema={"siren": pl.String})
@@ -128,14 +131,25 @@ def score_sirens(
     the registry does not know is scored from SIRENE, as the nightly run does. Unknown to both,
     ceased, or not fetched (timeouts, errors, credits: try again later), it gets a
     reason instead; so does a company whose features or scores fail, without failing the others.
+    A unit whose owner opted out of diffusion (SIRENE's ``statut_diffusion``, or the registry's
+    ``diffusable``) is neither enriched nor scored: its request fails with that reason.
     """
-    run = api.enrich(sirens, backend, now=now)
-    reasons = {
+    sirene = sirene_rows(backend, sirens)
+    known = "statut_diffusion" in sirene.columns  # not before the first raw_companies partition
+    hidden = sirene.filter(pl.col("statut_diffusion") != "O")["siren"] if known else []
+    reasons = dict.fromkeys(hidden, OPTED_OUT)
+    run = api.enrich([s for s in sirens if s not in reasons], backend, now=now)
+    reasons |= {
         siren: f"the company's data could not be fetched from {api.label} ({failure.kind});"
         " send a new request later"
         for siren, failure in run.failures.items()
     }
-    records = [run.records[siren] for siren in sirens if siren in run.records]
+    reasons |= {
+        siren: OPTED_OUT
+        for siren, record in run.records.items()
+        if record.company["diffusable"] is False
+    }
+    records = [run.records[s] for s in sirens if s in run.records and s not in reasons]
     day = pl.DataFrame(
         {"siren": [r.company["siren"] for r in records]}, schema={"siren": pl.String}
     )
@@ -144,7 +158,6 @@ def score_sirens(
         day.select(pl.lit(as_of).alias(PARTITION_COLUMN), "siren"),
         source=api.provenance,
     )
-    sirene = sirene_rows(backend, sirens)
     from_pappers = companies_from_pappers(tables["pappers_companies"], as_of)
     companies = pl.concat(
         [sirene, from_pappers.filter(~pl.col("siren").is_in(sirene["siren"].implode()))],
