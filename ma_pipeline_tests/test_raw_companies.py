@@ -4,6 +4,7 @@ import gzip
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -255,6 +256,91 @@ def test_a_row_with_extra_fields_fails_naming_the_file(data_dir: Path) -> None:
     assert "StockUniteLegale_2026-03-01.csv: a row has more fields than the header" in (
         failure_message(result)
     )
+
+
+def _unclosed_quote(text: str) -> str:
+    lines = text.splitlines()
+    return "\n".join([*lines[:3], '"unclosed,' + lines[3], *lines[4:]]) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "StockUniteLegale_2026-03-01.csv.gz",
+            lambda sample: gzip.compress(sample)[:300],
+            "not a complete gzip file (Compressed file ended before the end-of-stream marker",
+        ),
+        (
+            "StockUniteLegale_2026-03-01.csv.gz",
+            lambda sample: sample,
+            "not a complete gzip file (Not a gzipped file",
+        ),
+        (
+            "StockUniteLegale_2026-03-01.parquet",
+            lambda sample: b"PAR1" + sample[:500],
+            "not a readable Parquet file",
+        ),
+        (
+            "StockUniteLegale_2026-03-01.csv",
+            lambda sample: _unclosed_quote(sample.decode()).encode(),
+            'a field cannot be parsed, often an unclosed quote, near: `"unclosed,',
+        ),
+        (
+            "StockUniteLegale_2026-03-01.csv",
+            lambda sample: sample.replace(b",", b";"),
+            "the header is read as one column: its fields are separated by ';', not by ','",
+        ),
+    ],
+    ids=["truncated_gzip", "plain_csv_named_gz", "corrupt_parquet", "unclosed_quote", "semicolons"],
+)
+def test_a_bad_file_fails_naming_it_and_the_problem_in_a_line_and_keeps_stored_data(
+    data_dir: Path, name: str, content: Any, message: str
+) -> None:
+    shutil.copy(SIRENE_SAMPLE, data_dir / "landing" / "StockUniteLegale_2026-02-01.csv")
+    assert materialize(data_dir).success
+    (data_dir / "landing" / name).write_bytes(content(SIRENE_SAMPLE.read_bytes()))
+
+    result = materialize(data_dir, partition="2026-03-02")
+
+    error = failure_message(result)
+    assert f"{name}: {message}" in error
+    reported = next(line for line in error.splitlines() if name in line)
+    assert len(reported) < 400  # never the rest of the file
+    assert stored(data_dir).height == 9  # the day written before is still there
+
+
+def test_a_typed_parquet_stock_keeps_its_leading_zeros_and_dates(data_dir: Path) -> None:
+    """SIREN and NIC stored as integers, dates as dates: read back as INSEE writes them."""
+    text = pl.read_csv(SIRENE_SAMPLE, infer_schema=False)
+    typed = text.with_columns(
+        pl.col("siren", "nicSiegeUniteLegale").cast(pl.Int64),
+        pl.col("dateCreationUniteLegale").str.to_date(),
+        pl.col("dateDernierTraitementUniteLegale").str.to_datetime("%Y-%m-%dT%H:%M:%S"),
+    )
+    assert typed["siren"].cast(pl.String).str.len_chars().min() < 9  # zeros were lost
+    typed.write_parquet(data_dir / "landing" / "StockUniteLegale_2026-03-01.parquet")
+
+    result = materialize(data_dir)
+
+    assert result.success and stored(data_dir).height == 9
+    assert set(stored(data_dir)["siren"]) == set(text["siren"])
+
+
+def test_a_file_whose_every_row_is_rejected_fails_instead_of_keeping_nothing(
+    data_dir: Path,
+) -> None:
+    rows = sample_rows()
+    for row in rows:
+        row["siren"] = row["siren"][1:]  # 8 digits: what a spreadsheet leaves of a SIREN
+    write_csv(data_dir / "landing" / "StockUniteLegale_2026-03-01.csv", rows)
+
+    result = materialize(data_dir)
+
+    assert not result.success
+    assert (
+        "StockUniteLegale_2026-03-01.csv: every one of its 9 rows was rejected (invalid_siren 9)"
+    ) in failure_message(result)
 
 
 def test_missing_values_and_unparsable_dates_are_rejected(data_dir: Path) -> None:

@@ -5,8 +5,13 @@ checked with column expressions, and the rows kept wait, typed, in Parquet files
 DuckDB resolves duplicates; the warehouse loads them from those files.
 
 Outcomes, by input:
-- a required column missing, an empty file, a file without data rows, or a row with more fields
-  than the header: ``SireneFileError`` naming the file and the problem (nothing is written);
+- a required column missing (or a whole header read as one column: the separator is named), an
+  empty file, a file without data rows, a row with more fields than the header, a field that
+  cannot be parsed (an unclosed quote), a truncated or fake gzip, a corrupt Parquet file, or a
+  file whose every row is rejected: ``SireneFileError`` naming the file and the problem, with at
+  most a short excerpt of the file (nothing is written);
+- a Parquet file with typed columns (a SIREN or NIC stored as an integer, dates as dates): read
+  back as INSEE writes them (leading zeros restored, ISO dates);
 - a file that is not valid UTF-8: read as Windows-1252 (a Latin-1 superset) and reported;
 - header names with stray spaces: stripped; values are stripped too;
 - blank lines: skipped and counted;
@@ -49,6 +54,10 @@ from ma_pipeline.warehouse.local import (
 _DATE_FORMATS: dict[Kind, str] = {"date": "%Y-%m-%d", "datetime": "%Y-%m-%dT%H:%M:%S%.f"}
 _BLOCK = 16 * 1024 * 1024  # bytes read at a time to check or re-encode a file
 _PROCESSED = "date_dernier_traitement"
+# Codes that lose their leading zeros when a Parquet writer stores them as integers.
+_WIDTHS = {"siren": 9, "nicSiegeUniteLegale": 5}
+_SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
+_EXCERPT = 80  # characters of a file quoted in an error, at most
 
 
 class SireneFileError(ValueError):
@@ -99,15 +108,25 @@ def stock_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[StockBat
     gzipped or non-UTF-8 file is first written out as UTF-8 to a temporary file, in blocks."""
     name = path.name
     if name.lower().endswith(".parquet"):
-        scan = pl.scan_parquet(path).select(pl.all().cast(pl.String))
+        try:
+            schema = pl.read_parquet_schema(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise SireneFileError(f"{name}: not a readable Parquet file ({_short(exc)})") from exc
+        scan = pl.scan_parquet(path).select(_as_text(c, t) for c, t in schema.items())
         yield StockBatches(name, "parquet", _batches(name, scan, batch_rows))
         return
     with tempfile.TemporaryDirectory(prefix="sirene-") as scratch:
         csv = path
         if name.lower().endswith(".gz"):
             csv = Path(scratch) / "stock.csv"
-            with gzip.open(path, "rb") as source, csv.open("wb") as target:
-                shutil.copyfileobj(source, target, _BLOCK)
+            try:
+                with gzip.open(path, "rb") as source, csv.open("wb") as target:
+                    shutil.copyfileobj(source, target, _BLOCK)
+            except (OSError, EOFError) as exc:  # BadGzipFile is an OSError
+                raise SireneFileError(
+                    f"{name}: not a complete gzip file ({_short(exc)}); download it again, or"
+                    " drop the .gz from a plain CSV's name"
+                ) from exc
         if not _has_content(csv):
             raise SireneFileError(f"{name}: the file is empty")
         encoding = _encoding(csv)
@@ -119,13 +138,40 @@ def stock_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[StockBat
         yield StockBatches(name, encoding, _batches(name, scan, batch_rows))
 
 
+def _short(exc: BaseException) -> str:
+    """An error's first line, cut to ``_EXCERPT`` characters: a parser's message can quote the
+    rest of the file."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= _EXCERPT else f"{text[:_EXCERPT]}…"
+
+
+def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text INSEE writes: integer codes with their leading zeros,
+    dates and times in ISO form."""
+    col = pl.col(column)
+    if dtype.is_integer():
+        width = _WIDTHS.get(column.strip())
+        text = col.cast(pl.String)
+        return (text.str.zfill(width) if width else text).alias(column)
+    if dtype == pl.Date:
+        return col.dt.to_string("%Y-%m-%d").alias(column)
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.to_string("%Y-%m-%dT%H:%M:%S").alias(column)
+    return col.cast(pl.String).alias(column)
+
+
 def _batches(name: str, scan: pl.LazyFrame, batch_rows: int) -> Iterator[pl.DataFrame]:
     try:
         yield from scan.collect_batches(chunk_size=batch_rows)
-    except pl.exceptions.ComputeError as exc:
+    except (pl.exceptions.PolarsError, OSError) as exc:
         if "more fields" in str(exc):
             raise SireneFileError(f"{name}: a row has more fields than the header") from exc
-        raise SireneFileError(f"{name}: cannot be read as a CSV file ({exc})") from exc
+        if "could not parse" in str(exc):
+            raise SireneFileError(
+                f"{name}: a field cannot be parsed, often an unclosed quote, near:"
+                f" {_short(exc).removeprefix('could not parse ')}"
+            ) from exc
+        raise SireneFileError(f"{name}: cannot be read ({_short(exc)})") from exc
 
 
 def _has_content(path: Path) -> bool:
@@ -205,6 +251,12 @@ class StockLoad:
         raw = batch.rename({c: c.strip() for c in batch.columns})
         if not self._columns_checked:
             missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+            separator = next((s for s in _SEPARATORS if s in raw.columns[0]), None)
+            if missing and raw.width == 1 and separator is not None:
+                raise SireneFileError(
+                    f"{self.name}: the header is read as one column: its fields are separated"
+                    f" by {_SEPARATORS[separator]}, not by ',' as INSEE's files are"
+                )
             if missing:
                 raise SireneFileError(
                     f"{self.name}: missing required column(s): {', '.join(missing)}"
@@ -250,6 +302,13 @@ class StockLoad:
         file on a tie), the others are rejected."""
         if self.rows_read - self.blank_lines == 0:
             raise SireneFileError(f"{self.name}: the file has no data rows")
+        if self.rejected.height == self.rows_read - self.blank_lines:
+            reasons = ", ".join(f"{r} {n}" for r, n in rejected_by_reason(self.rejected).items())
+            raise SireneFileError(
+                f"{self.name}: every one of its {self.rejected.height} rows was rejected"
+                f" ({reasons}); nothing is kept. Check the columns' format (SIREN as 9 digits,"
+                " ISO dates) against INSEE's"
+            )
         # Ranked on three columns, not the whole rows: only the duplicates' row numbers are kept.
         with local_duckdb(spill=str(self.scratch / "spill")) as db:
             db.execute(
