@@ -27,6 +27,7 @@ class ApiSettings(BaseSettings):
     rate_per_second: float = Field(default=20.0, alias="MA_API_RATE_PER_SECOND")
     rate_burst: float = Field(default=40.0, alias="MA_API_RATE_BURST")
     key_cache_seconds: float = Field(default=10.0, alias="MA_API_KEY_CACHE_SECONDS")
+    max_pending_requests: int = Field(default=100, alias="MA_API_MAX_PENDING_REQUESTS", ge=1)
 
     def __init__(
         self, data_dir: Path | str | None = None, warehouse_url: str | None = None, **values: Any

@@ -33,7 +33,7 @@ from serving.schemas import (
     ScoreRequestOut,
     SectorList,
 )
-from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest
+from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest, TooManyPending
 
 SCORES_READ, CONTACTS_READ, REQUESTS_WRITE = "scores:read", "contacts:read", "requests:write"
 
@@ -295,11 +295,15 @@ RequestsKey = Annotated[ApiKey, Security(authorize, scopes=[REQUESTS_WRITE])]
     "/score-requests",
     status_code=202,
     response_model=ScoreRequestOut,
-    responses=errors({400: "The body is not JSON"}),
+    responses=errors(
+        {400: "The body is not JSON", 429: "The key has too many pending score requests"}
+    ),
     summary="Ask for a company to be scored; poll the returned id",
     description="Recorded as `pending`; the pipeline scores it with the champion and marks it"
     " `completed` or `failed`. With an `Idempotency-Key`, a retry returns the first request"
-    " (the same key for another SIREN is a 422).",
+    " (the same key for another SIREN is a 422). While the key's request for the same SIREN is"
+    " pending, that request is returned; a key may have `MA_API_MAX_PENDING_REQUESTS` pending"
+    " requests at most (429 beyond).",
     tags=["score requests"],
 )
 def create_score_request(
@@ -311,10 +315,15 @@ def create_score_request(
         str | None, Header(min_length=1, max_length=255, description="Makes retries safe")
     ] = None,
 ) -> dict[str, Any]:
+    limit = request.app.state.settings.max_pending_requests
     try:
-        score_request, _ = _api_store(request).create_request(body.siren, key.id, idempotency_key)
+        score_request, _ = _api_store(request).create_request(
+            body.siren, key.id, idempotency_key, max_pending=limit
+        )
     except IdempotencyConflict as exc:
         raise HTTPException(422, str(exc)) from exc
+    except TooManyPending as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from exc
     response.headers["Location"] = f"/v1/score-requests/{score_request.id}"
     return _request_out(score_request)
 

@@ -42,6 +42,10 @@ class ApiKey:
         return hmac.compare_digest(_sha256(secret), self.secret_sha256)
 
 
+class TooManyPending(Exception):
+    """The key has as many pending score requests as it may: each costs an enrichment call."""
+
+
 class IdempotencyConflict(Exception):
     """An Idempotency-Key reused for a different SIREN."""
 
@@ -109,14 +113,29 @@ class ApiStore(RequestStore):
         return done.rowcount == 1
 
     def create_request(
-        self, siren: str, key_id: str, idempotency_key: str | None = None
+        self,
+        siren: str,
+        key_id: str,
+        idempotency_key: str | None = None,
+        max_pending: int | None = None,
     ) -> tuple[ScoreRequest, bool]:
-        """Record a pending request; with an idempotency key already used by this API key,
-        return the first request instead (second value: whether a request was created)."""
+        """Record a pending request (second value: whether a request was created). With an
+        idempotency key already used by this API key, or while the key's request for the same
+        SIREN is still pending, return that request instead; past ``max_pending`` pending
+        requests of the key, raise ``TooManyPending`` (two racing requests may both pass)."""
         if idempotency_key is not None:
             existing = self._by_idempotency_key(key_id, idempotency_key, siren)
             if existing is not None:
                 return existing, False
+        pending = self._pending(key_id)
+        same = next((r for r in pending if r.siren == siren), None)
+        if same is not None and idempotency_key is None:
+            return same, False
+        if max_pending is not None and len(pending) >= max_pending:
+            raise TooManyPending(
+                f"this API key has {len(pending)} pending score requests, the most it may have:"
+                " wait for some to complete"
+            )
         now = datetime.now(UTC)
         row = {
             "id": uuid.uuid4(),
@@ -139,6 +158,15 @@ class ApiStore(RequestStore):
                 raise
             return existing, False
         return ScoreRequest(**row), True
+
+    def _pending(self, key_id: str) -> list[ScoreRequest]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                score_requests.select().where(
+                    score_requests.c.key_id == key_id, score_requests.c.status == PENDING
+                )
+            ).mappings()
+            return [ScoreRequest(**row) for row in rows]
 
     def _by_idempotency_key(
         self, key_id: str, idempotency_key: str | None, siren: str

@@ -1,5 +1,6 @@
 """Routes on both backends: what a client reads, and every error it can get."""
 
+import functools
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -405,6 +406,21 @@ def test_score_requests_go_from_pending_to_completed_or_failed(api: Api) -> None
     assert api.store.pending_requests() == []
     stranger = api.client.get(f"/v1/score-requests/{request_id}", headers=api.key("requests:write"))
     assert stranger.status_code == 404
+
+
+def test_a_key_cannot_pile_up_score_requests(serve: Callable[..., Api]) -> None:
+    api = serve(max_pending_requests=2)
+    headers = api.key("requests:write")
+    post = functools.partial(api.client.post, "/v1/score-requests", headers=headers)
+
+    first = post(json={"siren": SIREN}).json()
+    assert [post(json={"siren": SIREN}).json()["id"] for _ in range(5)] == [first["id"]] * 5
+    assert post(json={"siren": UNKNOWN}).status_code == 202
+    refused = post(json={"siren": "552032534"})
+
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert "2 pending score requests" in refused.json()["detail"]
+    assert len(api.store.pending_requests()) == 2
 
 
 def test_a_score_request_for_a_bad_siren_is_refused(api: Api) -> None:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ma_pipeline.contracts.api_store import sqlalchemy_url
 from serving.auth import KeyRing
 from serving.cli import main
-from serving.store import ApiKey, ApiStore, IdempotencyConflict, api_keys
+from serving.store import ApiKey, ApiStore, IdempotencyConflict, TooManyPending, api_keys
 
 SIREN, OTHER = "443061841", "552100554"
 
@@ -121,6 +121,28 @@ def test_a_request_is_pending_until_completed_or_failed_once(store: ApiStore) ->
     with pytest.raises(LookupError, match="is not pending"):
         store.fail_request(first.id, "too late")
     assert store.get_request(first.id) == completed
+
+
+def test_a_pending_request_for_the_same_siren_is_returned_and_pending_ones_are_bounded(
+    store: ApiStore,
+) -> None:
+    """Each request costs an enrichment call when scored: a key asking again for a SIREN it is
+    waiting for gets its pending request back, and may have ``max_pending`` requests at most."""
+    key, _ = store.create_key("crm", ["requests:write"])
+    other, _ = store.create_key("erp", ["requests:write"])
+    first, created = store.create_request(SIREN, key.id, max_pending=2)
+    again, created_again = store.create_request(SIREN, key.id, max_pending=2)
+    assert created and not created_again and again == first
+    store.create_request(OTHER, key.id, max_pending=2)
+
+    with pytest.raises(TooManyPending, match="has 2 pending score requests"):
+        store.create_request("552032534", key.id, max_pending=2)
+    assert store.create_request("552032534", other.id, max_pending=2)[1]  # per key
+
+    store.complete_request(first.id, {"score_ma": 70.0})
+    assert store.create_request("552032534", key.id, max_pending=2)[1]  # room again
+    fresh, created_fresh = store.create_request(SIREN, key.id)  # the first one is done
+    assert created_fresh and fresh.id != first.id
 
 
 def test_the_cli_creates_lists_and_revokes_keys(
