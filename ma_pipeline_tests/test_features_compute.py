@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -331,8 +332,26 @@ def test_the_real_sirene_sample_with_the_real_pappers_sample_gives_no_nulls_wher
 
     assert rows.height == 9
     google = one(rows, "443061841")
-    assert {c for c, v in google.items() if v is None} == {"departement", "region"}
+    # The sample's accounts give no cash nor debt ratio.
+    assert {c for c, v in google.items() if v is None} == {
+        "departement",
+        "region",
+        "tresorerie_sur_ca",
+        "dettes_financieres_sur_ca",
+    }
     assert google["chiffre_affaires"] == 483_033_598  # 2019, filed July 2020; 2020 not yet
+    # The trend: least squares of ln(revenue) over the (at most 6) years known by then.
+    known = (
+        frames["pappers_finances"]
+        .filter(pl.col("date_de_cloture_exercice").dt.offset_by("7mo") <= day)
+        .sort("annee")
+        .tail(6)
+    )
+    years, logs = known["annee"].to_numpy(), np.log(known["chiffre_affaires"].to_numpy())
+    slope, intercept = np.polyfit(years, logs, 1)
+    assert google["pente_log_ca"] == pytest.approx(slope)
+    assert google["residu_log_ca"] == pytest.approx(logs[-1] - (intercept + slope * years[-1]))
+    assert google["volatilite_log_ca"] == pytest.approx(np.diff(logs).std(ddof=1))
     assert google["croissance_ca_1an"] == pytest.approx(483_033_598 / 411_016_329 - 1)
     assert google["cagr_ca_3ans"] == pytest.approx((483_033_598 / 299_301_917) ** (1 / 3) - 1)
     assert google["marge_nette"] == pytest.approx(-539_868_050 / 483_033_598)

@@ -34,6 +34,8 @@ from ma_pipeline.features.schemas import FEATURE_DTYPES
 from ma_pipeline.reference import departements, naf_hierarchy
 
 SENIOR_AGE = 60  # part_dirigeants_60_plus
+# Revenue history: the last fiscal years known on D that the trend is fitted on, and the fewest.
+HISTORY_YEARS, HISTORY_MIN_YEARS = 6, 3
 # SIRENs are 9 digits: joined and grouped as integers, three times faster than as text.
 KEY = "siren_key"
 
@@ -44,7 +46,12 @@ MODEL_FEATURES = [
     "log_ca",
     "croissance_ca_1an",
     "cagr_ca_3ans",
+    "pente_log_ca",
+    "residu_log_ca",
+    "volatilite_log_ca",
     "marge_nette",
+    "tresorerie_sur_ca",
+    "dettes_financieres_sur_ca",
     "effectif",
     "ca_par_salarie",
     "tranche_effectifs_rang",
@@ -96,11 +103,15 @@ def _years_since(column: str, as_of: date) -> pl.Expr:
 
 
 def _accounts(finances: pl.LazyFrame, as_of: date, config: FeatureConfig) -> pl.LazyFrame:
-    """Per SIREN: the last fiscal year known on ``as_of``, and its growth over 1 and 3 years.
+    """Per SIREN: the last fiscal year known on ``as_of``, its growth over 1 and 3 years, the
+    revenue history's trend, and the balance sheet against revenue.
 
     Growth compares revenues annualised by ``duree_exercice`` with the fiscal years whose
     ``annee`` is one and three less; when a year closes twice (a change of closing date), its
-    last closing is kept.
+    last closing is kept. The trend is the least-squares line of ln(annualised revenue) over the
+    last ``HISTORY_YEARS`` years known (at least ``HISTORY_MIN_YEARS``): its slope (a yearly
+    growth rate in log terms), the last year's residual from it (a break from the trend), and the
+    spread of the yearly log changes (volatility).
     """
     yearly = (
         finances.with_columns(
@@ -116,6 +127,24 @@ def _accounts(finances: pl.LazyFrame, as_of: date, config: FeatureConfig) -> pl.
         .unique([KEY, "annee"], keep="last")
     )
     last = yearly.filter(pl.col("cloture") == pl.col("cloture").max().over(KEY))
+    x, y = pl.col("annee").cast(pl.Float64), pl.col("log_ca_annuel")
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    trend = (
+        yearly.filter(pl.col("ca_annuel") > 0)
+        .with_columns(log_ca_annuel=pl.col("ca_annuel").log())
+        .sort("annee")
+        .group_by(KEY)
+        .tail(HISTORY_YEARS)
+        .group_by(KEY)
+        .agg(
+            pl.len().alias("annees_connues"),
+            slope.alias("pente_log_ca"),
+            (y.last() - (y.mean() + slope * (x.last() - x.mean()))).alias("residu_log_ca"),
+            y.diff().std().alias("volatilite_log_ca"),
+        )
+        .filter(pl.col("annees_connues") >= HISTORY_MIN_YEARS)
+        .drop("annees_connues")
+    )
 
     def earlier(years: int) -> pl.LazyFrame:
         return yearly.select(
@@ -128,6 +157,7 @@ def _accounts(finances: pl.LazyFrame, as_of: date, config: FeatureConfig) -> pl.
     return (
         last.join(earlier(1), on=[KEY, "annee"], how="left")
         .join(earlier(3), on=[KEY, "annee"], how="left")
+        .join(trend, on=KEY, how="left")
         .select(
             KEY,
             pl.col("chiffre_affaires").cast(pl.Float64),
@@ -141,6 +171,15 @@ def _accounts(finances: pl.LazyFrame, as_of: date, config: FeatureConfig) -> pl.
             pl.when(pl.col("chiffre_affaires") > 0)
             .then(pl.col("resultat") / pl.col("chiffre_affaires"))
             .alias("marge_nette"),
+            "pente_log_ca",
+            "residu_log_ca",
+            "volatilite_log_ca",
+            *(
+                pl.when(pl.col("chiffre_affaires") > 0)
+                .then(pl.col(column) / pl.col("chiffre_affaires"))
+                .alias(f"{column}_sur_ca")
+                for column in ("tresorerie", "dettes_financieres")
+            ),
             pl.col("cloture").alias("date_derniers_comptes"),
             _years_since("cloture", as_of).alias("annees_depuis_derniers_comptes"),
             pl.col("chiffre_affaires").is_null().alias("comptes_confidentiels"),

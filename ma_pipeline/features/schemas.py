@@ -195,10 +195,36 @@ class CompanyFeatures(pa.DataFrameModel):
         metadata=_ceiling(0.95),
         description="Compound annual revenue growth over 3 fiscal years, ratio per year.",
     )
+    pente_log_ca: pl.Float64 = pa.Field(
+        nullable=True,
+        metadata=_ceiling(0.95),
+        description="Slope of ln(revenue) over the last 6 fiscal years known on D (3 at least),"
+        " per year: the revenue trend.",
+    )
+    residu_log_ca: pl.Float64 = pa.Field(
+        nullable=True,
+        metadata=_ceiling(0.95),
+        description="The last known year's ln(revenue) minus the trend line's: a break from it.",
+    )
+    volatilite_log_ca: pl.Float64 = pa.Field(
+        nullable=True,
+        ge=0,
+        metadata=_ceiling(0.95),
+        description="Standard deviation of the yearly changes of ln(revenue) in that window.",
+    )
     marge_nette: pl.Float64 = pa.Field(
         nullable=True,
         metadata=_ceiling(0.8),
         description="Net income / revenue of the last known fiscal year, ratio.",
+    )
+    tresorerie_sur_ca: pl.Float64 = pa.Field(
+        nullable=True,
+        description="Cash / revenue of the last known fiscal year (when the registry gives"
+        " the ratio), ratio.",
+    )
+    dettes_financieres_sur_ca: pl.Float64 = pa.Field(
+        nullable=True,
+        description="Financial debt / revenue of the last known fiscal year (when given), ratio.",
     )
     effectif: pl.Float64 = pa.Field(
         nullable=True,
