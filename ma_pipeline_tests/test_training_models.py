@@ -31,6 +31,7 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.jobs import training_job
 from ma_pipeline.ml import models
 from ma_pipeline.ml.assets import ma_events, ma_models, training_set
+from ma_pipeline.ml.backtest import backtest, summary
 from ma_pipeline.ml.dataset import AS_OF
 from ma_pipeline.ml.registry import MODEL_NAMES, SCORES, MlflowResource, model_versions
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer
@@ -204,13 +205,18 @@ def test_each_version_has_its_model_card_in_mlflow_and_in_the_materialization(
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     for score in SCORES:
         files = {a.path for a in client.list_artifacts(run_id, score)}
-        assert files == {f"{score}/model_card.md", f"{score}/shap_importance.png"}
+        assert files == {
+            f"{score}/model_card.md",
+            f"{score}/shap_importance.png",
+            f"{score}/backtest.png",
+        }
         card = Path(client.download_artifacts(run_id, f"{score}/model_card.md")).read_text()
         assert card == full.metadata[f"{score}_model_card"]
         assert card.startswith(f"# Model card: {MODEL_NAMES[score]}/2")
         for section in (
             "Data window",
             "Holdout metrics",
+            "Backtest",
             "Calibration",
             "Global SHAP",
             "Known limits",
@@ -221,6 +227,13 @@ def test_each_version_has_its_model_card_in_mlflow_and_in_the_materialization(
         assert "simulated by the sandbox, not real events" in card
         version = client.get_model_version(MODEL_NAMES[score], "2")
         assert version.run_id == run_id and version.tags["score"] == score
+        # The backtest: one row per holdout month, the model against the baseline on them.
+        backtested = full.metadata[f"{score}_backtest"]
+        assert set(backtested) >= {"model_precision_top_1pct", "baseline_lift_top_1pct"}
+        logged = client.get_run(run_id).data.metrics
+        assert logged[f"{score}.backtest.model_precision_top_1pct"] == pytest.approx(
+            backtested["model_precision_top_1pct"]
+        )
     assert "features.json" in artifacts
     params = client.get_run(run_id).data.params
     assert params["snapshot_date"] == str(SANDBOX_AS_OF) and params["holdout_months"] == "6"
@@ -310,3 +323,23 @@ def test_on_postgresql_the_tables_follow_the_registry_and_no_snapshot_is_written
     reference = warehouse.read(FEATURE_REFERENCE)
     assert set(reference["model_version"]) == {"ma_pipeline_ma/1"}
     assert not snapshot_paths(data_dir).model_versions.exists()  # the API reads PostgreSQL
+
+
+def test_the_backtest_ranks_each_month_and_measures_what_followed() -> None:
+    """Constructed: in month 1 the model puts the only two positives of 200 companies on top
+    and the baseline puts them last; month 2 has no positive."""
+    months = [date(2024, 1, 1)] * 200 + [date(2024, 2, 1)] * 150
+    labels = np.zeros(350)
+    labels[[0, 1]] = 1
+    model = np.linspace(1.0, 0.0, 350)  # rows 0 and 1 first in month 1
+    baseline = np.linspace(0.0, 1.0, 350)
+    table = backtest(pl.Series(AS_OF, months), labels, model, baseline)
+
+    first, second = table.rows(named=True)
+    assert (first["companies"], first["positives"], first["rate"]) == (200, 2, 0.01)
+    assert first["model_precision_top_1pct"] == 1.0  # top 2 of 200: both positives
+    assert first["model_lift_top_1pct"] == pytest.approx(100.0)
+    assert first["baseline_precision_top_1pct"] == 0.0
+    assert first["model_precision_top_100"] == pytest.approx(0.02)
+    assert (second["positives"], second["model_precision_top_1pct"]) == (0, 0.0)
+    assert summary(table)["model_precision_top_1pct"] == pytest.approx(0.5)

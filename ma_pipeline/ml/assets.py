@@ -21,7 +21,8 @@ from ma_pipeline.ingestion.source import SireneSource
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
 from ma_pipeline.lib.versions import source_version
-from ma_pipeline.ml import dataset, events, models, promotion, registry, train
+from ma_pipeline.ml import backtest, dataset, events, models, promotion, registry, train
+from ma_pipeline.ml.backtest import summary as backtest_summary
 from ma_pipeline.ml.dataset import (
     AS_OF,
     HORIZON_MONTHS,
@@ -47,7 +48,9 @@ from ma_pipeline.warehouse import WAREHOUSE_POOL, WarehouseResource
 from ma_pipeline.warehouse.postgres_backend import redact
 
 GROUP = "ml"
-TRAINING_VERSION = source_version(sys.modules[__name__], train, models, promotion, registry)
+TRAINING_VERSION = source_version(
+    sys.modules[__name__], train, models, promotion, registry, backtest
+)
 
 
 class EventsConfig(dg.Config):
@@ -288,6 +291,7 @@ def ma_models(
                     markdown_table(metrics_table(report.metrics))
                 ),
                 f"{score}_model_card": dg.MetadataValue.md(card),
+                f"{score}_backtest": dg.MetadataValue.json(backtest_summary(report.backtest)),
             }
             if score == "ma" and report.decision.promote:
                 reference = feature_reference(frame, splits, report.model_version, config.seed)

@@ -19,6 +19,9 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from ma_pipeline.features.compute import CATEGORICAL_FEATURES, MODEL_FEATURES
+from ma_pipeline.ml.backtest import backtest as run_backtest
+from ma_pipeline.ml.backtest import figure as backtest_figure
+from ma_pipeline.ml.backtest import summary
 from ma_pipeline.ml.baseline import RuleBaseline
 from ma_pipeline.ml.dataset import AS_OF
 from ma_pipeline.ml.encoding import FEATURE_NAMES, VOCABULARIES, encode
@@ -27,7 +30,7 @@ from ma_pipeline.ml.model_card import ScoreReport, model_card
 from ma_pipeline.ml.promotion import decide
 from ma_pipeline.ml.registry import CHALLENGER, CHAMPION, REFERENCE_TAG, MlflowResource
 from ma_pipeline.ml.scale import RankReference
-from ma_pipeline.ml.scorer import LightGBMScorer, Scorer
+from ma_pipeline.ml.scorer import LABELS, LightGBMScorer, Scorer
 from ma_pipeline.ml.train import (
     Splits,
     TrainingConfig,
@@ -64,7 +67,11 @@ def candidate(
     booster, rounds = fit(data, config)
     holdout = data["holdout"]
     challenger, probabilities = evaluate(LightGBMScorer(score, "", booster), holdout)
-    metrics = {"challenger": challenger, "baseline": evaluate(RuleBaseline(score), holdout)[0]}
+    floor, floor_probabilities = evaluate(RuleBaseline(score), holdout)
+    metrics = {"challenger": challenger, "baseline": floor}
+    labelled = training_set.filter(pl.col(LABELS[score]).is_not_null())  # as ``matrices`` does
+    months = labelled.filter(pl.col(AS_OF).is_in(splits.holdout))[AS_OF]
+    backtest = run_backtest(months, holdout[1], probabilities, floor_probabilities)
     champion = serving if isinstance(serving, LightGBMScorer) else None
     note = ""
     if champion is not None and champion.booster.feature_name() == FEATURE_NAMES:
@@ -92,6 +99,7 @@ def candidate(
         importance=importance,
         cost=cost,
         decision=decision,
+        backtest=backtest,
     )
     newest = training_set.filter(pl.col(AS_OF) == pl.col(AS_OF).max())
     reference = RankReference.of(booster.predict(encode(newest), raw_score=True))
@@ -136,6 +144,9 @@ def register(
     mlflow.log_figure(
         importance_figure(report.importance, report.model_version), f"{score}/shap_importance.png"
     )
+    mlflow.log_figure(
+        backtest_figure(report.backtest, report.model_version), f"{score}/backtest.png"
+    )
     mlflow.log_metrics(
         {
             f"{score}.{who}.{name}": value
@@ -143,6 +154,7 @@ def register(
             for name, value in values.items()
         }
         | {f"{score}.{name}": value for name, value in report.cost.items()}
+        | {f"{score}.backtest.{name}": value for name, value in summary(report.backtest).items()}
     )
     mlflow.log_param(f"{score}.rounds", report.rounds)
     tags = {
