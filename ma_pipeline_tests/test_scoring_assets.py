@@ -309,3 +309,13 @@ def test_scoring_in_siren_blocks_gives_the_rows_of_one_pass(
     assert blocks_meta["carried_over"].value > 0
     for key in ("score_means", "top_targets", "dagster/row_count"):
         assert blocks_meta[key] == whole_meta[key]
+
+
+def test_every_ml_scores_column_is_described_in_the_ui() -> None:
+    """The column schema the Dagster UI shows: each column with its type and what it holds."""
+    schema = ml_scores.specs_by_key[ml_scores.key].metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == list(ML_SCORES_SCHEMA)
+    assert all(c.description for c in schema.columns)
+    described = {c.name: c.description for c in schema.columns}
+    assert "null for personal data" in described["ma_reason_1_value"]
+    assert "A top 5 %" in described["band_ma"]

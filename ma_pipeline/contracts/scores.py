@@ -65,6 +65,53 @@ ML_SCORES_SCHEMA: dict[str, pl.DataType] = {
     **{c: t for s in SCORES for c, t in reason_columns(s).items()},
 }
 
+_SCORE_MEANINGS = {
+    "ma": "an M&A event (sale, change of control, merger) within 12 months",
+    "croissance": "revenue up 10 % or more the next fiscal year",
+    "stabilite": "no collective procedure within 12 months",
+}
+
+
+def _describe(column: str) -> str:
+    """What an ml_scores column holds, as the Dagster UI shows it."""
+    fixed = {
+        "partition_date": "The day scored (Europe/Paris).",
+        "siren": "The company's SIREN.",
+        "nom_entreprise": "Company name (null for a sole trader: the name is the person's).",
+        "activite_principale": "NAF sous-classe, NN.NNL.",
+        "naf_section": "NAF section letter.",
+        "naf_division": "NAF division, 2 digits.",
+        "departement": "Head office's département (COG code).",
+        "region": "Head office's région (COG code).",
+        "confidence": "0-100: share of the model features known x (0.5 + 0.5 x certainty).",
+        "scorer": "champion (registered models) or rule_baseline (no champion yet).",
+        "feature_hash": "Hash of the feature vector as the models see it (carry-over key).",
+        "calculated_at": "When the scores were computed (kept when carried over).",
+    }
+    if column in fixed:
+        return fixed[column]
+    kind, _, rest = column.partition("_")
+    if kind in ("score", "rank", "band", "unscored", "model") and rest.split("_")[-1] in SCORES:
+        score = rest.split("_")[-1]
+        return {
+            "score": f"100 x P({_SCORE_MEANINGS[score]}); null when not scored.",
+            "rank": f"Percentile rank of score_{score} against the champion's reference"
+            " population, 0-100 (null for the rule baseline).",
+            "band": f"A-E band of rank_{score}: A top 5 %, B next 15 %, C 30 %, D 30 %, E 20 %.",
+            "unscored": f"Why score_{score} is null, when it is.",
+            "model": f"The model version that computed score_{score}.",
+        }[kind]
+    score, _, reason = column.partition("_reason_")
+    rank, _, part = reason.partition("_")
+    return {
+        "feature": f"Feature of the #{rank} reason of score_{score} (largest |contribution|).",
+        "value": "Its value as shown (null for personal data: a dirigeant's age).",
+        "contribution": "Its signed contribution towards the score, log-odds.",
+    }[part]
+
+
+COLUMN_DESCRIPTIONS = {column: _describe(column) for column in ML_SCORES_SCHEMA}
+
 # serving.score_publications: one row per published partition.
 PUBLICATIONS_SCHEMA: dict[str, pl.DataType] = {
     "partition_date": pl.Date(),

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
-from ma_pipeline.contracts.scores import KEY_INPUTS, ML_SCORES_SCHEMA
+from ma_pipeline.contracts.scores import COLUMN_DESCRIPTIONS, KEY_INPUTS, ML_SCORES_SCHEMA
 from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
@@ -51,7 +51,10 @@ TOP_COLUMNS = ["partition_date", "siren", "nom_entreprise", "score_ma", "ma_reas
 REFERENCE_SEARCH_DAYS = 62
 
 COLUMN_SCHEMA = dg.TableSchema(
-    columns=[dg.TableColumn(name=name, type=str(dtype)) for name, dtype in ML_SCORES_SCHEMA.items()]
+    columns=[
+        dg.TableColumn(name=name, type=str(dtype), description=COLUMN_DESCRIPTIONS[name])
+        for name, dtype in ML_SCORES_SCHEMA.items()
+    ]
 )
 
 
