@@ -256,7 +256,7 @@ def test_ranks_and_bands_read_against_the_models_reference(
 ) -> None:
     """A champion's ranks are the share of its reference population below each company: ranked
     against the day itself, the ranks spread over 0-100, follow the score's order, and the bands
-    follow their documented cut-offs; the baseline has none."""
+    follow their documented cut-offs."""
     matrix = encode(day_1.sort("siren"))
     scorers = {
         s: LightGBMScorer(s, "v", b, RankReference.of(b.predict(matrix, raw_score=True)))
@@ -273,8 +273,12 @@ def test_ranks_and_bands_read_against_the_models_reference(
         expected = bands(ranks.to_numpy())
         assert given[f"band_{score}"].to_list() == list(expected)
     assert set(bands(np.array([99.0, 95.0, 94.9, 80.0, 50.0, 20.0, 19.9]))) == set("ABCDE")
+    # The baseline was fitted on no population: its ranks are within the day's companies.
     baseline_scored = score_day(day_1, baseline(), None, NOW).frame
-    assert baseline_scored["rank_ma"].null_count() == baseline_scored.height
+    ranked = baseline_scored.sort("score_ma", "rank_ma")["rank_ma"]
+    assert ranked.is_sorted() and ranked.min() < 5 and ranked.max() > 95
+    top = baseline_scored.filter(pl.col("band_ma") == "A")
+    assert 0 < top.height <= 0.06 * baseline_scored.height + 1
 
 
 def test_no_persons_age_nor_sole_traders_name_reaches_the_scores(

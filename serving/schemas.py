@@ -107,7 +107,7 @@ class ScoreListItem(BaseModel):
     activite_principale: str | None
     departement: str | None
     scores: ScoreValues
-    ranks: ScoreValues = Field(description="Percentile ranks, 0-100 (null: rule baseline)")
+    ranks: ScoreValues = Field(description="Percentile ranks, 0-100")
     bands: ScoreBands
     confidence: float | None
 

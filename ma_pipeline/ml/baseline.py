@@ -83,7 +83,7 @@ class RuleBaseline:
 
     score: str
     version: str = BASELINE_VERSION
-    reference: RankReference | None = None  # no population it was fitted on: no ranks
+    reference: RankReference | None = None  # fitted on no population: ranked within the day
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         base, rules = RULES[self.score]

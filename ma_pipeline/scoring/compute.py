@@ -73,7 +73,7 @@ from ma_pipeline.contracts.tables import COMPANY_FEATURES
 from ma_pipeline.features.codes import LEGAL_FAMILIES_BY_1_DIGIT
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
-from ma_pipeline.ml.scale import bands
+from ma_pipeline.ml.scale import bands, within_day
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
 from ma_pipeline.scoring.display import shown_values
 from ma_pipeline.warehouse import PARTITION_COLUMN
@@ -295,7 +295,7 @@ def score_matrix(
             pl.when(pl.Series(given[s])).then(pl.Series(explained[s].score))
         ).to_series()
         columns[f"rank_{s}"] = pl.Series(rank, nan_to_null=True)
-        columns[f"band_{s}"] = pl.Series(bands(rank), dtype=pl.String)
+        columns[f"band_{s}"] = pl.Series(bands(rank).tolist(), dtype=pl.String)
         columns[f"unscored_{s}"] = why[s]
         for k in range(TOP_REASONS):
             reasons = np.where(given[s], explained[s].reasons[:, k], -1)
@@ -392,6 +392,12 @@ def score_day(
     scored = keys.select("siren").join(
         pl.concat([fresh, carried]), on="siren", how="left", maintain_order="left"
     )
+    for score in (s for s in SCORES if scorers[s].reference is None):  # ranked within the day
+        rank = within_day(scored[f"score_{score}"])
+        band = pl.Series(
+            f"band_{score}", bands(rank.fill_null(np.nan).to_numpy()).tolist(), pl.String
+        )
+        scored = scored.with_columns(rank, band)
     values = reason_values(scored, matrix)
     if reference is not None and carried.height:
         values = _aging_as_calculated(scored, values, reference, carried["siren"])
