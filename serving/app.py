@@ -11,7 +11,10 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from serving.auth import API_KEY_HEADER, KeyRing, RateLimiter
 from serving.config import ApiSettings
@@ -22,6 +25,7 @@ from serving.store import ApiStore
 
 log = logging.getLogger(__name__)
 
+SWAGGER_ASSETS = "/static/swagger-ui"
 DESCRIPTION = f"""Scores of French companies (M&A likelihood, growth, stability) with their
 reasons, as published by the ma_pipeline: only partitions that passed their checks are served.
 
@@ -80,7 +84,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # throughput here, with no provider configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         exception_handlers={RequestValidationError: _validation_error},
+        docs_url=None,  # served below from the installed Swagger UI, not from a CDN
+        redoc_url=None,
     )
+    app.mount(SWAGGER_ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """Swagger UI with its JavaScript and CSS from this server: /docs works offline."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
+        )
+
     app.state.settings = settings
     app.state.served = served
     app.state.api_store = api_store

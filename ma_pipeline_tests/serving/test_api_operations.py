@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -112,3 +113,14 @@ def test_cors_answers_only_the_configured_origins(
     assert opened.status_code == 200
     assert opened.headers["access-control-allow-origin"] == "https://crm.example"
     assert "x-api-key" in opened.headers["access-control-allow-headers"].lower()
+
+
+def test_the_docs_page_loads_everything_from_this_server(api: Api) -> None:
+    """No CDN: on a machine without internet the interactive docs still work."""
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(url.startswith("/") for url in assets), assets
+    for url in assets:
+        assert api.client.get(url).status_code == 200, url
+    assert api.client.get("/openapi.json").json()["info"]["title"] == "ma_pipeline scores API"
