@@ -273,12 +273,14 @@ def test_ranks_and_bands_read_against_the_models_reference(
         expected = bands(ranks.to_numpy())
         assert given[f"band_{score}"].to_list() == list(expected)
     assert set(bands(np.array([99.0, 95.0, 94.9, 80.0, 50.0, 20.0, 19.9]))) == set("ABCDE")
-    # The baseline was fitted on no population: its ranks are within the day's companies.
-    baseline_scored = score_day(day_1, baseline(), None, NOW).frame
-    ranked = baseline_scored.sort("score_ma", "rank_ma")["rank_ma"]
-    assert ranked.is_sorted() and ranked.min() < 5 and ranked.max() > 95
-    top = baseline_scored.filter(pl.col("band_ma") == "A")
-    assert 0 < top.height <= 0.06 * baseline_scored.height + 1
+    # The rule baseline: no ranks before a training gave it a reference, then like a model's.
+    assert score_day(day_1, baseline(), None, NOW).frame["rank_ma"].null_count() == len(day_1)
+    referenced = {
+        s: RuleBaseline(s, reference=RankReference.of(RuleBaseline(s).margin(matrix)))
+        for s in SCORES
+    }
+    ranked = score_day(day_1, referenced, None, NOW).frame.sort("score_ma", "rank_ma")
+    assert ranked["rank_ma"].is_sorted() and ranked["rank_ma"].null_count() == 0
 
 
 def test_no_persons_age_nor_sole_traders_name_reaches_the_scores(

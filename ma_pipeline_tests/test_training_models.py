@@ -227,6 +227,10 @@ def test_each_version_has_its_model_card_in_mlflow_and_in_the_materialization(
         assert "simulated by the sandbox, not real events" in card
         version = client.get_model_version(MODEL_NAMES[score], "2")
         assert version.run_id == run_id and version.tags["score"] == score
+        # What the version's scores and the rule baseline's are ranked against.
+        assert len(json.loads(version.tags["rank_reference"])) == 101
+        baseline = MlflowResource(data_dir=str(data_dir)).baseline_reference(score)
+        assert baseline is not None and len(baseline.quantiles) == 101
         # The backtest: one row per holdout month, the model against the baseline on them.
         backtested = full.metadata[f"{score}_backtest"]
         assert set(backtested) >= {"model_precision_top_1pct", "baseline_lift_top_1pct"}

@@ -50,7 +50,7 @@ class Score(BaseModel):
         ge=0,
         le=100,
         description="Percentile rank: 90 means a higher score than 90 % of the companies the"
-        " model was trained on (for the rule baseline: of the day's scored companies)",
+        " model was trained on (null for the rule baseline before any training)",
     )
     band: str | None = Field(description="A (top 5 %), B (next 15 %), C, D, E (bottom 20 %)")
     unscored: str | None = Field(description="Why there is no score, when there is none")

@@ -96,7 +96,7 @@ def _describe(column: str) -> str:
         return {
             "score": f"100 x P({_SCORE_MEANINGS[score]}); null when not scored.",
             "rank": f"Percentile rank of score_{score} against the champion's reference"
-            " population (the rule baseline: the day's companies), 0-100.",
+            " population, 0-100 (null for the rule baseline before any training).",
             "band": f"A-E band of rank_{score}: A top 5 %, B next 15 %, C 30 %, D 30 %, E 20 %.",
             "unscored": f"Why score_{score} is null, when it is.",
             "model": f"The model version that computed score_{score}.",

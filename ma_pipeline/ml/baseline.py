@@ -83,7 +83,7 @@ class RuleBaseline:
 
     score: str
     version: str = BASELINE_VERSION
-    reference: RankReference | None = None  # fitted on no population: ranked within the day
+    reference: RankReference | None = None  # set from the last training (ml.registry)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         base, rules = RULES[self.score]

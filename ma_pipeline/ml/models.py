@@ -28,7 +28,13 @@ from ma_pipeline.ml.encoding import FEATURE_NAMES, VOCABULARIES, encode
 from ma_pipeline.ml.metrics import calibration_table
 from ma_pipeline.ml.model_card import ScoreReport, model_card
 from ma_pipeline.ml.promotion import decide
-from ma_pipeline.ml.registry import CHALLENGER, CHAMPION, REFERENCE_TAG, MlflowResource
+from ma_pipeline.ml.registry import (
+    BASELINE_REFERENCE_TAG,
+    CHALLENGER,
+    CHAMPION,
+    REFERENCE_TAG,
+    MlflowResource,
+)
 from ma_pipeline.ml.scale import RankReference
 from ma_pipeline.ml.scorer import LABELS, LightGBMScorer, Scorer
 from ma_pipeline.ml.train import (
@@ -52,6 +58,7 @@ class Candidate:
     report: ScoreReport  # model_version still empty
     sample: np.ndarray  # holdout rows explained, also the model signature's example
     reference: RankReference  # what its scores are ranked against (ml.scale)
+    baseline_reference: RankReference  # the rule baseline's, on the same population
 
 
 def candidate(
@@ -101,9 +108,10 @@ def candidate(
         decision=decision,
         backtest=backtest,
     )
-    newest = training_set.filter(pl.col(AS_OF) == pl.col(AS_OF).max())
-    reference = RankReference.of(booster.predict(encode(newest), raw_score=True))
-    return Candidate(booster, report, sample, reference)
+    newest = encode(training_set.filter(pl.col(AS_OF) == pl.col(AS_OF).max()))
+    reference = RankReference.of(booster.predict(newest, raw_score=True))
+    baseline_reference = RankReference.of(RuleBaseline(score).margin(newest))
+    return Candidate(booster, report, sample, reference, baseline_reference)
 
 
 def importance_figure(importance: pl.DataFrame, title: str) -> Figure:
@@ -165,6 +173,9 @@ def register(
     }
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
+    client.set_registered_model_tag(
+        version.name, BASELINE_REFERENCE_TAG, found.baseline_reference.to_json()
+    )
     client.set_registered_model_alias(version.name, CHALLENGER, version.version)
     if report.decision.promote:
         client.set_registered_model_alias(version.name, CHAMPION, version.version)

@@ -43,8 +43,10 @@ from ma_pipeline.settings import LaunchSettings
 SCORES = tuple(LABELS)
 MODEL_NAMES = {score: f"ma_pipeline_{score}" for score in SCORES}
 CHAMPION, CHALLENGER = "champion", "challenger"
-# The model version tag holding the quantiles its scores are ranked against (ml.scale).
+# The model version tag holding the quantiles its scores are ranked against (ml.scale), and the
+# registered model's tag holding the rule baseline's, from the last training.
 REFERENCE_TAG = "rank_reference"
+BASELINE_REFERENCE_TAG = "baseline_rank_reference"
 # Tag names: dagster_run_id is the one dagster-mlflow writes, so runs of both read the same.
 RUN_TAGS = ("dagster_run_id", "dagster_job", "dagster_asset_key", "dagster_partition")
 _SERVER_SCHEMES = ("http", "https", "databricks")
@@ -169,11 +171,24 @@ class MlflowResource(LaunchSettings):
         self.client()
         return mlflow.lightgbm.load_model(f"models:/{version.name}/{version.version}")
 
+    def baseline_reference(self, score: str) -> RankReference | None:
+        """The rule baseline's rank reference from the last training, None before any."""
+        try:
+            tags = self.client().get_registered_model(MODEL_NAMES[score]).tags
+        except MlflowException as exc:
+            if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                return None
+            raise
+        tagged = tags.get(BASELINE_REFERENCE_TAG)
+        return RankReference.from_json(tagged) if tagged else None
+
     def scorers(self) -> dict[str, Scorer]:
         """For each score, its champion as a LightGBM scorer (version ``<model>/<version>``), else
         the rule baseline; models are loaded once per call, so call it once per run."""
         champions = self.champions()
-        scorers: dict[str, Scorer] = {score: RuleBaseline(score) for score in SCORES}
+        scorers: dict[str, Scorer] = {
+            score: RuleBaseline(score, reference=self.baseline_reference(score)) for score in SCORES
+        }
         for score, version in champions.items():
             booster = self.load_booster(version)
             tagged = version.tags.get(REFERENCE_TAG)

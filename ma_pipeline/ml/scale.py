@@ -16,15 +16,15 @@ everyone. So each score also gets:
 - ``band_{score}``: A to E by rank, cut-offs ``BANDS``: A the top 5 %, B the next 15 %, C the
   next 30 %, D the next 30 %, E the bottom 20 %.
 
-The rule baseline was fitted on no population: its ranks are taken within the day's scored
-companies instead (``within_day``), recomputed for every company each day.
+The rule baseline is ranked the same way, against its own margins on the newest as-of date of the
+last training (the registered model's tag ``baseline_rank_reference``): before any training it
+has no reference, and its ranks and bands are null.
 """
 
 import json
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
 # (lowest rank of the band, band), best first.
 BANDS = ((95.0, "A"), (80.0, "B"), (50.0, "C"), (20.0, "D"), (0.0, "E"))
@@ -74,10 +74,3 @@ def bands(ranks: np.ndarray) -> np.ndarray:
     for floor, band in reversed(BANDS):
         out[ranks >= floor] = band
     return out
-
-
-def within_day(scores: pl.Series) -> pl.Series:
-    """0-100 ranks of ``scores`` among themselves (half of the ties counted; null stays null):
-    the ranks of a scorer without a reference population."""
-    ranks = (scores.rank("average") - 0.5) / scores.count() * 100.0
-    return ranks.alias(f"rank_{scores.name.removeprefix('score_')}")

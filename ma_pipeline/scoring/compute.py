@@ -73,7 +73,7 @@ from ma_pipeline.contracts.tables import COMPANY_FEATURES
 from ma_pipeline.features.codes import LEGAL_FAMILIES_BY_1_DIGIT
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
-from ma_pipeline.ml.scale import bands, within_day
+from ma_pipeline.ml.scale import bands
 from ma_pipeline.ml.scorer import BASELINE_VERSION, LightGBMScorer, Scorer, probability
 from ma_pipeline.scoring.display import shown_values
 from ma_pipeline.warehouse import PARTITION_COLUMN
@@ -392,12 +392,6 @@ def score_day(
     scored = keys.select("siren").join(
         pl.concat([fresh, carried]), on="siren", how="left", maintain_order="left"
     )
-    for score in (s for s in SCORES if scorers[s].reference is None):  # ranked within the day
-        rank = within_day(scored[f"score_{score}"])
-        band = pl.Series(
-            f"band_{score}", bands(rank.fill_null(np.nan).to_numpy()).tolist(), pl.String
-        )
-        scored = scored.with_columns(rank, band)
     values = reason_values(scored, matrix)
     if reference is not None and carried.height:
         values = _aging_as_calculated(scored, values, reference, carried["siren"])
