@@ -18,6 +18,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from ma_pipeline import settings  # noqa: E402
+from ma_pipeline.contracts.personal import MASKED  # noqa: E402
 from ma_pipeline.contracts.scores import SCORES  # noqa: E402
 from ma_pipeline.contracts.tables import PUBLISHED_SCORES  # noqa: E402
 from ma_pipeline.definitions import defs  # noqa: E402
@@ -65,7 +66,7 @@ def _reason(row: dict, score: str, rank: int) -> str | None:
     if feature is None:
         return None
     value = row[f"{score}_reason_{rank}_value"]
-    shown = "(personal data)" if value is None else value
+    shown = MASKED if value is None else value
     return f"{feature} = {shown} ({row[f'{score}_reason_{rank}_contribution']:+.2f})"
 
 

@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime
 import numpy as np
 import polars as pl
 
-from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, PERSONAL_FEATURES, SCORES, TOP_REASONS
+from ma_pipeline.contracts.personal import PERSONAL_FEATURES
+from ma_pipeline.contracts.scores import ML_SCORES_SCHEMA, SCORES, TOP_REASONS
 from ma_pipeline.contracts.siren import with_check_digit
 from ma_pipeline.ml.scale import bands
 
@@ -44,7 +45,7 @@ def ml_scores(
         columns[f"model_version_{score}"] = [f"ma_pipeline_{score}/3"] * n
         for rank in range(1, TOP_REASONS + 1):
             columns[f"{score}_reason_{rank}_feature"] = [FEATURES[rank - 1]] * n
-            # A personal feature's value is never stored (contracts.scores.PERSONAL_FEATURES).
+            # A personal feature's value is never stored (contracts.personal.PERSONAL_FEATURES).
             personal = FEATURES[rank - 1] in PERSONAL_FEATURES
             columns[f"{score}_reason_{rank}_value"] = pl.Series(
                 [None if personal else str(rank * 10)] * n, dtype=pl.String

@@ -97,6 +97,7 @@ def test_a_backfill_computes_each_days_features_and_every_check_passes_per_parti
     assert metadata["dagster/row_count"] == warehouse.read(FEATURES).height - stored.height
     assert set(metadata["null_rates"]) == set(FEATURE_COLUMNS)
     assert "| siren" in metadata["preview"]
+    assert "age_dirigeant_max" not in metadata["preview"]  # personal data: never in the UI
     described = {c.name: c.description for c in metadata["dagster/column_schema"].columns}
     assert list(described) == list(FEATURE_COLUMNS) and all(described.values())
     drift = evaluations(single)[("company_features", "drift", DAY_3)]

@@ -7,6 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from ma_pipeline.contracts.personal import MASKED
 from ma_pipeline.features import FeatureInputs, compute_features
 from ma_pipeline.features.quality import TABLES, coverage_outcome
 from ma_pipeline.ingestion.targets import TargetRules, select_targets
@@ -152,3 +153,23 @@ def test_a_company_dropped_or_added_without_reason_is_named(
     assert (outcome.passed, outcome.severity) == (False, ERROR)
     assert outcome.metadata["missing_sirens"] == [dropped]
     assert outcome.metadata["unexpected_sirens"] == [ceased]
+
+
+@pytest.mark.parametrize(
+    ("table", "corrupt", "shown"),
+    [
+        ("pappers_dirigeants", set_values(5, age=180), False),
+        ("company_features", set_values(7, age_dirigeant_max=180), False),
+        ("pappers_finances", set_values(3, chiffre_affaires=-1_000), True),
+    ],
+    ids=["dirigeant's age", "feature age", "revenue"],
+)
+def test_a_failing_personal_value_is_named_but_never_shown(
+    clean: dict[str, pl.DataFrame], table: str, corrupt: Corruption, shown: bool
+) -> None:
+    """The check's metadata, which anyone reads in the UI, names the failing rows; a person's
+    age is masked there, a revenue is not."""
+    frame, _ = corrupt(clean[table])
+    sample = CONTRACTS[table].outcomes(frame)["schema"].metadata["failing_rows_sample"].value
+    assert ("180" in sample or "-1000" in sample) is shown
+    assert (MASKED in sample) is not shown

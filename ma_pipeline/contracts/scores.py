@@ -23,10 +23,6 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
 NEEDS_KEY_INPUTS = frozenset({"croissance"})
 # Below this share of the model features known, no score is given at all.
 MIN_COMPLETENESS = 0.25
-# Features whose value is personal data (a person's age, or whether they are 60 or more): a reason
-# on one of them is kept with its contribution but without its value, so no age reaches ml_scores,
-# the published scores, the API's scores:read answers or the marts.
-PERSONAL_FEATURES = frozenset({"age_dirigeant_max", "part_dirigeants_60_plus"})
 
 # Who the company is, copied from the features so that lists can be filtered without a join.
 PROFILE: dict[str, pl.DataType] = {

@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 
 from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.personal import shareable
 from ma_pipeline.enrichment import (
     cache,
     pappers,
@@ -296,7 +297,7 @@ def pappers_enrichment(
         shown = (
             {"personal_data": True}
             if name in PERSONAL_TABLES
-            else {"preview": preview(frames[name])}
+            else {"preview": preview(shareable(frames[name]))}
         )
         yield dg.Output(frames[name], output_name=name, metadata={**summary, **shown})
     problem = _problem(run, api)

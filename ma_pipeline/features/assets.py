@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ma_pipeline import settings
 from ma_pipeline.contracts import keys, tables
+from ma_pipeline.contracts.personal import shareable
 from ma_pipeline.features import compute
 from ma_pipeline.features.compute import (
     CATEGORICAL_FEATURES,
@@ -98,7 +99,7 @@ def company_features(
         metadata={
             "null_rates": {column: round(rate, 4) for column, rate in null_rates.items()},
             "unknown_to_pappers": unknown,
-            "preview": preview(features),
+            "preview": preview(shareable(features)),  # the UI shows no age, no person's name
         },
     )
 

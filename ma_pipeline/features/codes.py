@@ -1,5 +1,7 @@
 """Nomenclatures the features and their checks share: headcount bands and legal-form families."""
 
+from ma_pipeline.contracts.personal import SOLE_TRADER_FAMILY
+
 SIREN_PATTERN = r"^\d{9}$"
 
 # INSEE headcount bands (CONTRACTS §3.4): code -> (rank, lowest, highest headcount); the open top
@@ -37,7 +39,7 @@ LEGAL_FAMILIES_BY_2_DIGITS = {
     "65": "SC",  # sociétés civiles (SCI...)
     "92": "ASSOCIATION",
 }
-LEGAL_FAMILIES_BY_1_DIGIT = {"1": "EI", "4": "PUBLIC", "7": "PUBLIC"}
+LEGAL_FAMILIES_BY_1_DIGIT = {"1": SOLE_TRADER_FAMILY, "4": "PUBLIC", "7": "PUBLIC"}
 OTHER_LEGAL_FAMILY = "AUTRE"
 LEGAL_FAMILIES = sorted(
     {*LEGAL_FAMILIES_BY_2_DIGITS.values(), *LEGAL_FAMILIES_BY_1_DIGIT.values(), OTHER_LEGAL_FAMILY}

@@ -17,6 +17,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from ma_pipeline.contracts import keys
+from ma_pipeline.contracts.personal import MASKED, PERSONAL_COLUMNS
 from ma_pipeline.features.schemas import (
     CompanyFeatures,
     CompanyFeaturesPlausible,
@@ -90,10 +91,16 @@ def pandera_outcome(
             "failing_rows": failing,
             "failures_by_rule": rules,
             "failing_rows_sample": preview(
-                rows.select(*named, "rule", pl.col("failure_case").alias("value")), SAMPLE_ROWS
+                rows.select(*named, "rule", _shown_value().alias("value")), SAMPLE_ROWS
             ),
         },
     )
+
+
+def _shown_value() -> pl.Expr:
+    """A failing value as the metadata shows it: never a personal one (an age, a name)."""
+    personal = pl.col("column").is_in(list(PERSONAL_COLUMNS))
+    return pl.when(personal).then(pl.lit(MASKED)).otherwise(pl.col("failure_case").cast(pl.String))
 
 
 def unique_outcome(frame: pl.DataFrame, key: list[str]) -> Outcome:

@@ -59,18 +59,17 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ma_pipeline.contracts.personal import PERSONAL_FEATURES, shareable
 from ma_pipeline.contracts.scores import (
     KEY_INPUTS,
     MIN_COMPLETENESS,
     ML_SCORES_SCHEMA,
     NEEDS_KEY_INPUTS,
-    PERSONAL_FEATURES,
     PROFILE,
     SCORES,
     TOP_REASONS,
 )
 from ma_pipeline.contracts.tables import COMPANY_FEATURES
-from ma_pipeline.features.codes import LEGAL_FAMILIES_BY_1_DIGIT
 from ma_pipeline.ml.baseline import RULES, RuleBaseline
 from ma_pipeline.ml.encoding import FEATURE_NAMES, encode
 from ma_pipeline.ml.scale import bands
@@ -86,9 +85,8 @@ CHAMPION, RULE_BASELINE = "champion", "rule_baseline"
 # Rows per pred_contrib call: bounds the contributions held in memory at once.
 CHUNK_ROWS = 200_000
 NAMES = dict(enumerate(FEATURE_NAMES))
+# A reason on one of these keeps its contribution, not its value (contracts.personal).
 PERSONAL = np.array([FEATURE_NAMES.index(f) for f in sorted(PERSONAL_FEATURES)])
-# A sole trader's company name is the person's name: personal data, not copied into ml_scores.
-SOLE_TRADER = LEGAL_FAMILIES_BY_1_DIGIT["1"]
 # A contribution this small is floating-point noise (TreeSHAP leaves ~1e-18 on unused features).
 NEGLIGIBLE = 1e-12
 # LightGBM's kZeroThreshold: a value this close to 0 is zero (and missing, for missing_type Zero).
@@ -395,11 +393,7 @@ def score_day(
     values = reason_values(scored, matrix)
     if reference is not None and carried.height:
         values = _aging_as_calculated(scored, values, reference, carried["siren"])
-    profile = features.select(PARTITION_COLUMN, *PROFILE).with_columns(
-        nom_entreprise=pl.when(features["forme_juridique_famille"] != SOLE_TRADER).then(
-            features["nom_entreprise"]
-        )
-    )
+    profile = shareable(features).select(PARTITION_COLUMN, *PROFILE)  # no sole trader's name
     frame = pl.concat([profile, scored, values], how="horizontal").select(list(ML_SCORES_SCHEMA))
     return ScoredDay(frame, recomputed=fresh.height, carried_over=carried.height)
 

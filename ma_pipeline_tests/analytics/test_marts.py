@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from ma_pipeline.analytics.assets import analytics_marts
 from ma_pipeline.analytics.project import dbt_project
-from ma_pipeline.contracts.scores import PERSONAL_FEATURES
+from ma_pipeline.contracts.personal import PERSONAL_FEATURES
 from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
 from ma_pipeline.enrichment.assets import pappers_enrichment
 from ma_pipeline.features.assets import company_features
