@@ -11,7 +11,7 @@ export MA_DATA_DIR ?= $(CURDIR)/data
 DAGSTER_PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: run test install manifest bootstrap serve lint bench clean
+.PHONY: run test install lock manifest bootstrap serve lint bench clean
 
 run: install bootstrap serve
 
@@ -29,11 +29,21 @@ install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml manifest
 manifest: $(VENV)/.installed
 	dagster-dbt project prepare-and-package --file ma_pipeline/analytics/project.py
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# uv installs the locked versions in seconds; pip installs the same lock where uv cannot be had.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	if $(BIN)/python -m pip install --quiet uv; then \
+	  $(BIN)/uv pip sync --quiet requirements.lock && $(BIN)/uv pip install --quiet --no-deps -e .; \
+	else \
+	  $(BIN)/python -m pip install --quiet -r requirements.lock && \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .; \
+	fi
 	touch $@
+
+# requirements.lock: every package pinned, resolved from pyproject.toml within constraints.txt.
+lock:
+	uv pip compile --quiet --custom-compile-command "make lock" pyproject.toml --extra dev \
+	  -c constraints.txt -o requirements.lock
 
 $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
 	mkdir -p $(DAGSTER_HOME)
