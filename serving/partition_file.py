@@ -38,7 +38,9 @@ LIST_COLUMNS = (
     *RANK_COLUMNS,
     "confidence",
 )
-FRAME_COLUMNS = (*LIST_COLUMNS, "naf_section", "naf_division")
+FRAME_COLUMNS = (*LIST_COLUMNS, "naf_section", "naf_division", "region")
+# Bumped when FRAME_COLUMNS change: a file written by an earlier release is never read again.
+FILE_FORMAT = 2
 KEY, ANSWER, DICTIONARY = "siren_key", "answer", b"zlib_dictionary"
 ZLIB_LEVEL = 1  # the fastest: higher levels barely shrink answers this short
 DICTIONARY_ANSWERS = 5  # answers sampled into the dictionary: more barely helps, and is slower

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import anyio
+import orjson
 import polars as pl
 import psycopg
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from ma_pipeline.contracts.api_store import sqlalchemy_url
-from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.contracts.scores import SCORES, reason_columns
 from ma_pipeline.contracts.snapshot import SnapshotPaths
 from ma_pipeline.contracts.tables import (
     PARTITION_COLUMN,
@@ -44,6 +45,7 @@ from ma_pipeline.contracts.tables import (
 from ma_pipeline.warehouse import connect_warehouse
 from serving.config import ApiSettings
 from serving.partition_file import (
+    FILE_FORMAT,
     LIST_COLUMNS,
     SCORE_COLUMNS,
     PartitionFile,
@@ -60,6 +62,7 @@ HISTORY_COLUMNS = (
     "confidence",
     "scorer",
     *(f"model_version_{s}" for s in SCORES),
+    *(column for s in SCORES for column in reason_columns(s)),
 )
 CONTACT_COLUMNS = (
     "partition_date",
@@ -305,6 +308,11 @@ class Partition:
         """The company's answer (JSON), or None when it is not in the partition."""
         return self.file.answer(siren)
 
+    def reasons(self, siren: str, score: str) -> list[dict[str, Any]]:
+        """The company's top reasons for ``score``, from its answer (none when not here)."""
+        answer = self.company(siren)
+        return [] if answer is None else orjson.loads(answer)["scores"][score]["reasons"]
+
     def page(
         self, sort: str, where: list[pl.Expr], after: tuple[float, str] | None, limit: int
     ) -> list[dict[str, Any]]:
@@ -328,15 +336,23 @@ class Partition:
     @functools.cached_property
     def sectors(self) -> list[dict[str, Any]]:
         """Per NAF division: companies, mean and p90 of score_ma, share of score_ma >= 75."""
+        return self._sectors("naf_division")
+
+    @functools.cached_property
+    def sectors_by_region(self) -> list[dict[str, Any]]:
+        """The same per NAF division and région."""
+        return self._sectors("naf_division", "region")
+
+    def _sectors(self, *by: str) -> list[dict[str, Any]]:
         return (
-            self.frame.group_by("naf_division")
+            self.frame.group_by(by)
             .agg(
                 companies=pl.len(),
                 mean_score_ma=pl.col("score_ma").mean(),
                 p90_score_ma=pl.col("score_ma").quantile(0.9, interpolation="linear"),
                 share_score_ma_75=(pl.col("score_ma") >= 75).mean(),
             )
-            .sort("naf_division", nulls_last=True)
+            .sort(by, nulls_last=True)
             .to_dicts()
         )
 
@@ -354,10 +370,15 @@ class View:
                 return publication
         raise NotPublished(f"no published scores for {day}")
 
+    def before(self, day: date) -> date | None:
+        """The newest published day before ``day``, if any."""
+        return next((p.day for p in self.publications if p.day < day), None)
+
 
 def file_name(publication: Publication) -> str:
     """A publication's partition file: a re-publication of a day is a new file."""
-    return f"scores_{publication.day}_{publication.published_at:%Y%m%dT%H%M%S%f}.arrow"
+    stamp = f"{publication.published_at:%Y%m%dT%H%M%S%f}"
+    return f"scores_{publication.day}_{stamp}_v{FILE_FORMAT}.arrow"
 
 
 @contextmanager

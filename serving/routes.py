@@ -18,8 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel
 
 from ma_pipeline.contracts.answers import EXAMPLE_SIREN, Company, valid_siren
-from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.contracts.scores import SCORES, TOP_REASONS
 from serving.auth import authorize
+from serving.movers import movers
 from serving.published import Partition, Served
 from serving.schemas import (
     CompanyHistory,
@@ -27,6 +28,8 @@ from serving.schemas import (
     Error,
     Health,
     ModelList,
+    MoverList,
+    ScoreName,
     ScorePage,
     ScoreQuery,
     ScoreRequestIn,
@@ -65,6 +68,9 @@ SirenPath = Annotated[
     Path(description="9 digits, the last one a Luhn check digit", examples=[EXAMPLE_SIREN]),
 ]
 ScoresKey = Annotated[ApiKey, Security(authorize, scopes=[SCORES_READ])]
+DayQuery = Annotated[
+    dt.date | None, Query(alias="date", description="A published date; default: the newest")
+]
 v1 = APIRouter(prefix="/v1")
 ops = APIRouter(tags=["operations"])
 
@@ -75,6 +81,16 @@ def _served(request: Request) -> Served:
 
 def _scores(row: dict[str, Any], kind: str = "score") -> dict[str, Any]:
     return {s: row[f"{kind}_{s}"] for s in SCORES}
+
+
+def _reasons(row: dict[str, Any], score: str) -> list[dict[str, Any]]:
+    """The score's reasons in a published row, strongest first (absent ones left out)."""
+    parts = ("feature", "value", "contribution")
+    reasons = [
+        {part: row[f"{score}_reason_{k}_{part}"] for part in parts}
+        for k in range(1, TOP_REASONS + 1)
+    ]
+    return [r for r in reasons if r["feature"] is not None]
 
 
 @v1.get(
@@ -124,6 +140,7 @@ def get_company_history(
                 "confidence": row["confidence"],
                 "scorer": row["scorer"],
                 "model_versions": {s: row[f"model_version_{s}"] for s in SCORES},
+                "reasons": {s: _reasons(row, s) for s in SCORES},
             }
             for row in rows
         ],
@@ -176,8 +193,9 @@ def _conditions(query: ScoreQuery) -> list[pl.Expr]:
         else:
             column = "naf_division" if query.naf.isdigit() else "naf_section"
         conditions.append(pl.col(column) == query.naf)
-    if query.departement is not None:
-        conditions.append(pl.col("departement") == query.departement)
+    for column in ("departement", "region"):
+        if (value := getattr(query, column)) is not None:
+            conditions.append(pl.col(column) == value)
     return conditions
 
 
@@ -206,7 +224,7 @@ def list_scores(
 ) -> dict[str, Any]:
     cursor = None if query.cursor is None else Cursor.decode(query.cursor)
     partition = _partition(request, query.date or (cursor.date if cursor else None))
-    filters = query.model_dump(mode="json", exclude={"date", "limit", "cursor"})
+    filters = query.model_dump(mode="json", exclude={"date", "limit", "cursor", "reasons"})
     if cursor is not None and (cursor.date != partition.day or cursor.filters != filters):
         raise HTTPException(400, "cursor belongs to another query: keep the filters and sort")
     rows = partition.page(
@@ -232,6 +250,11 @@ def list_scores(
                 "ranks": _scores(row, "rank"),
                 "bands": _scores(row, "band"),
                 "confidence": row["confidence"],
+                "reasons": (
+                    partition.reasons(row["siren"], query.sort.removeprefix("score_"))
+                    if query.reasons
+                    else None
+                ),
             }
             for row in rows
         ],
@@ -249,13 +272,38 @@ def list_scores(
 def list_sectors(
     request: Request,
     _: ScoresKey,
-    day: Annotated[
-        dt.date | None,
-        Query(alias="date", description="A published date; default: the newest"),
-    ] = None,
+    day: DayQuery = None,
+    by_region: Annotated[bool, Query(description="One item per NAF division and région")] = False,
 ) -> dict[str, Any]:
     partition = _partition(request, day)
-    return {"date": partition.day, "items": partition.sectors}
+    return {
+        "date": partition.day,
+        "items": partition.sectors_by_region if by_region else partition.sectors,
+    }
+
+
+@v1.get(
+    "/movers",
+    response_model=MoverList,
+    responses=errors({404: NOT_PUBLISHED}),
+    summary="The largest rises and falls of a score since the previous published day",
+    description="Each mover with the reasons whose contribution changed most. Companies scored"
+    " on one of the two days only are left out.",
+    tags=["scores"],
+)
+def list_movers(
+    request: Request,
+    _: ScoresKey,
+    day: DayQuery = None,
+    score: ScoreName = "ma",
+    limit: Annotated[int, Query(ge=1, le=500, description="Rises, and falls, at most")] = 20,
+) -> dict[str, Any]:
+    partition = _partition(request, day)
+    previous = _served(request).view.before(partition.day)
+    answer = {"date": partition.day, "previous_date": previous, "score": score}
+    if previous is None:
+        return answer | {"rises": [], "falls": []}
+    return answer | movers(partition, _partition(request, previous), score, limit)
 
 
 @v1.get(

@@ -9,13 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from ma_pipeline.contracts.answers import (
     EXAMPLE_DATE,
     EXAMPLE_SIREN,
+    Reason,
     Siren,
     examples,
 )
 
 NAF_PATTERN = r"^(\d{2}\.\d{2}[A-Z]|\d{2}|[A-U])$"
 DEPARTEMENT_PATTERN = r"^(\d{2}|2[AB]|97\d)$"
+REGION_PATTERN = r"^\d{2}$"
 SortKey = Literal["score_ma", "score_croissance", "score_stabilite"]
+ScoreName = Literal["ma", "croissance", "stabilite"]
+_EXAMPLE_REASONS = [
+    {"feature": "age_dirigeant_max", "value": None, "contribution": 0.84},
+    {"feature": "croissance_ca_1an", "value": "-0.12", "contribution": 0.31},
+]
 
 
 class Error(BaseModel):
@@ -41,12 +48,19 @@ class ScoreVersions(BaseModel):
     stabilite: str | None
 
 
+class ScoreReasons(BaseModel):
+    ma: list[Reason] = Field(description="Top reasons, strongest first")
+    croissance: list[Reason]
+    stabilite: list[Reason]
+
+
 class HistoryPoint(BaseModel):
     date: dt.date
     scores: ScoreValues
     confidence: float | None
     scorer: str
     model_versions: ScoreVersions
+    reasons: ScoreReasons = Field(description="Each score's top reasons on that day")
 
 
 class CompanyHistory(BaseModel):
@@ -66,6 +80,7 @@ class CompanyHistory(BaseModel):
                         "croissance": "ma_pipeline_croissance/3",
                         "stabilite": "ma_pipeline_stabilite/3",
                     },
+                    "reasons": {"ma": _EXAMPLE_REASONS, "croissance": [], "stabilite": []},
                 }
             ],
         }
@@ -94,11 +109,15 @@ class ScoreQuery(BaseModel):
         examples=["62.01Z", "62", "J"],
     )
     departement: str | None = Field(None, pattern=DEPARTEMENT_PATTERN, examples=["75", "2A"])
+    region: str | None = Field(
+        None, pattern=REGION_PATTERN, description="A région (COG code)", examples=["11"]
+    )
     sort: SortKey = Field("score_ma", description="Descending; ties broken by SIREN")
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(
         None, description="next_cursor of the previous page, with the same filters and sort"
     )
+    reasons: bool = Field(False, description="Add each company's top reasons for the sorted score")
 
 
 class ScoreListItem(BaseModel):
@@ -110,6 +129,9 @@ class ScoreListItem(BaseModel):
     ranks: ScoreValues = Field(description="Percentile ranks, 0-100")
     bands: ScoreBands
     confidence: float | None
+    reasons: list[Reason] | None = Field(
+        None, description="With reasons=true: the top reasons of the sorted score"
+    )
 
 
 class ScorePage(BaseModel):
@@ -140,6 +162,7 @@ class ScorePage(BaseModel):
 
 class Sector(BaseModel):
     naf_division: str | None
+    region: str | None = Field(None, description="With by_region=true: the région (COG code)")
     companies: int
     mean_score_ma: float | None
     p90_score_ma: float | None
@@ -155,12 +178,72 @@ class SectorList(BaseModel):
             "items": [
                 {
                     "naf_division": "62",
+                    "region": None,
                     "companies": 41230,
                     "mean_score_ma": 38.2,
                     "p90_score_ma": 71.9,
                     "share_score_ma_75": 0.07,
                 }
             ],
+        }
+    )
+
+
+class MovedReason(BaseModel):
+    feature: str
+    value: str | None = Field(description="Its value as shown: the day's, else the day before's")
+    contribution: float = Field(description="On the day (0 when no longer a top reason)")
+    previous_contribution: float = Field(description="The day before (0 when not a top reason)")
+
+
+class Mover(BaseModel):
+    siren: str
+    nom_entreprise: str | None
+    activite_principale: str | None
+    departement: str | None
+    score: float
+    previous_score: float
+    change: float
+    band: str | None
+    reasons: list[MovedReason] = Field(
+        description="The top reasons whose contribution changed most, largest change first"
+    )
+
+
+class MoverList(BaseModel):
+    date: dt.date
+    previous_date: dt.date | None = Field(
+        description="The published day compared with; null when none is older (no movers)"
+    )
+    score: ScoreName
+    rises: list[Mover] = Field(description="Largest rises first")
+    falls: list[Mover] = Field(description="Largest falls first")
+    model_config = examples(
+        {
+            "date": EXAMPLE_DATE,
+            "previous_date": "2026-11-19",
+            "score": "ma",
+            "rises": [
+                {
+                    "siren": EXAMPLE_SIREN,
+                    "nom_entreprise": "SOCIETE EXEMPLE",
+                    "activite_principale": "62.01Z",
+                    "departement": "75",
+                    "score": 81.5,
+                    "previous_score": 62.0,
+                    "change": 19.5,
+                    "band": "A",
+                    "reasons": [
+                        {
+                            "feature": "croissance_ca_1an",
+                            "value": "-0.12",
+                            "contribution": 0.31,
+                            "previous_contribution": 0.0,
+                        }
+                    ],
+                }
+            ],
+            "falls": [],
         }
     )
 

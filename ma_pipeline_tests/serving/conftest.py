@@ -6,8 +6,9 @@ default rate limit is out of reach.
 """
 
 import shutil
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -89,6 +91,25 @@ class Api:
 
     def refresh(self) -> None:
         self.served.refresh()
+
+
+@contextmanager
+def served_in_thread(app: FastAPI, **config: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread, on a free port of 127.0.0.1; its URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **config)
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "the server did not start"
+            thread.join(0.05)
+        [listening] = server.servers[0].sockets
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
 
 
 @pytest.fixture

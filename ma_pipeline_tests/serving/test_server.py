@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -23,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.server import ServerState
 
-from ma_pipeline_tests.serving.conftest import COMPANIES, D2, TESTING
+from ma_pipeline_tests.processes import free_port
+from ma_pipeline_tests.serving.conftest import COMPANIES, D2, TESTING, served_in_thread
 from serving.app import create_app
 from serving.config import ApiSettings
 from serving.server import CoalescingHttpToolsProtocol
@@ -90,6 +90,13 @@ def connect(app: Any) -> tuple[RecordingTransport, CoalescingHttpToolsProtocol]:
     return transport, protocol
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """asyncio only, the loop uvicorn runs on (anyio would also try trio, which selenium
+    installs)."""
+    return "asyncio"
+
+
 async def settle() -> None:
     """Let the request's task and the writes scheduled after it run."""
     for _ in range(10):
@@ -150,21 +157,8 @@ def server(
     the headers of a key."""
     settings = ApiSettings(data_dir=data_dir, warehouse_url=warehouse_url, **TESTING)
     token = new_key(settings)
-    config = uvicorn.Config(
-        create_app(settings), port=0, http=CoalescingHttpToolsProtocol, log_config=None
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run)
-    thread.start()
-    try:
-        while not uvicorn_server.started:
-            assert thread.is_alive(), "the server did not start"
-            thread.join(0.05)
-        [listening] = uvicorn_server.servers[0].sockets
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}", {"X-API-Key": token}
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join()
+    with served_in_thread(create_app(settings), http=CoalescingHttpToolsProtocol) as url:
+        yield url, {"X-API-Key": token}
 
 
 def test_the_served_api_answers_over_real_connections(
@@ -221,12 +215,6 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             answered = 0
             time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("warehouse_url", ["duckdb"], indirect=True)
