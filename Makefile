@@ -1,5 +1,5 @@
 # The two commands of the README's quick start:
-#   make run    install, materialize the latest partition end to end, serve the UI and the API
+#   make run    install, materialize the latest partition end to end, serve the UI, the API, the app
 #   make test   install, lint, check the package layers and the definitions, run every test
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,6 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export MA_DATA_DIR ?= $(CURDIR)/data
 DAGSTER_PORT ?= 3000
 API_PORT ?= 8000
+APP_PORT ?= 8501
 
 .PHONY: run test install lock manifest bootstrap serve lint bench clean
 
@@ -20,7 +21,7 @@ test: install
 	ruff format --check .
 	lint-imports
 	dg check defs
-	pytest -n 2
+	pytest -n 2 --dist loadgroup
 
 install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml manifest
 
@@ -52,12 +53,11 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
 bootstrap:
 	python -m ma_pipeline.bootstrap
 
-# The API in the background, the Dagster UI (webserver and daemon) in the foreground; Ctrl-C stops
-# both.
+# The Dagster UI (webserver and daemon), the API and the web app, their logs under
+# $(MA_DATA_DIR)/logs/; one Ctrl-C stops them all.
 serve:
-	ma-api serve --port $(API_PORT) & api=$$!; trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
-	echo "API: http://localhost:$(API_PORT)/docs   Dagster UI: http://localhost:$(DAGSTER_PORT)"; \
-	dagster dev -w workspace.yaml --port $(DAGSTER_PORT)
+	python -m ma_pipeline.serve --dagster-port $(DAGSTER_PORT) --api-port $(API_PORT) \
+	  --app-port $(APP_PORT)
 
 # Every benchmark; each prints its figures beside a floor measured in the same process.
 bench: install

@@ -7,57 +7,85 @@ that day's Pappers snapshot; then scoring, publication, contacts and the marts. 
 champion (training did not promote one) the rule baseline scores, and the summary says so.
 """
 
+import os
 import sys
-import warnings
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
-# The pipeline uses partitioned asset checks (preview in 1.13) and backfill policies (beta) on
-# purpose; their warnings tell someone running the quick start nothing.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-
-from ma_pipeline import settings  # noqa: E402
-from ma_pipeline.contracts.personal import MASKED  # noqa: E402
-from ma_pipeline.contracts.scores import SCORES  # noqa: E402
-from ma_pipeline.contracts.tables import PUBLISHED_SCORES  # noqa: E402
-from ma_pipeline.definitions import defs  # noqa: E402
-from ma_pipeline.jobs import daily_job  # noqa: E402
-from ma_pipeline.partitions import daily_partitions  # noqa: E402
-from ma_pipeline.scoring.compute import RULE_BASELINE  # noqa: E402
-from ma_pipeline.scoring.publication import latest_published  # noqa: E402
-from ma_pipeline.warehouse import connect_warehouse  # noqa: E402
+from ma_pipeline import settings
+from ma_pipeline.contracts.personal import MASKED
+from ma_pipeline.contracts.scores import SCORES
+from ma_pipeline.contracts.tables import PUBLISHED_SCORES
+from ma_pipeline.definitions import defs
+from ma_pipeline.jobs import daily_job
+from ma_pipeline.partitions import daily_partitions
+from ma_pipeline.scoring.compute import RULE_BASELINE
+from ma_pipeline.scoring.publication import latest_published
+from ma_pipeline.warehouse import connect_warehouse
 
 UPSTREAM = dg.AssetSelection.groups("ingestion", "enrichment", "features")
 TOP = 10
 REASONS = 3
 
 
+@contextmanager
+def _logged_to(log: Path) -> Iterator[TextIO]:
+    """Send the process's stdout and stderr (Dagster's event log, dbt's output, warnings) to
+    ``log``; the stream yielded still reaches the terminal, for the progress lines."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with os.fdopen(os.dup(1), "w", buffering=1) as terminal, log.open("a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in enumerate(saved, start=1):
+                os.dup2(original, fd)
+                os.close(original)
+
+
 def _run(
-    title: str, job: dg.JobDefinition, instance: dg.DagsterInstance, **execute: object
+    title: str, job: dg.JobDefinition, instance: dg.DagsterInstance, out: TextIO, **execute: object
 ) -> bool:
-    print(f"{title}...", flush=True)
+    """One run, summed up in a few lines: seconds, rows per table, checks (failed ones named)."""
+    print(f"{title} ...", end=" ", file=out, flush=True)
+    started = time.monotonic()
     result = job.execute_in_process(instance=instance, raise_on_error=False, **execute)
-    unsized = 0  # dbt models: views and marts without a row count
+    print(f"{time.monotonic() - started:.0f} s", file=out)
+    tables, others = [], 0  # others: dbt views and marts, without a row count
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         rows, table = metadata.get("dagster/row_count"), metadata.get("dagster/table_name")
         served = metadata.get("served_date")
-        name = table.value if table else event.asset_key.to_user_string()
+        name = (table.value if table else event.asset_key.to_user_string()).split(".")[-1]
         if served:
-            print(f"  {name}: serving {served.value}")
+            tables.append(f"{name} serving {served.value}")
         elif rows:
-            print(f"  {name}: {rows.value} rows")
+            tables.append(f"{name} {rows.value:,}")
         else:
-            unsized += 1
-    if unsized:
-        checks = len(result.get_asset_check_evaluations())
-        print(f"  {unsized} more assets built (dbt views and marts); {checks} checks evaluated")
-    for check in result.get_asset_check_evaluations():
-        if not check.passed:
-            print(f"  check {check.check_name} ({check.severity.value}): {check.description}")
+            others += 1
+    if others:
+        tables.append(f"{others} dbt views and marts")
+    if tables:
+        print(f"    rows: {' · '.join(tables)}", file=out)
+    checks = result.get_asset_check_evaluations()
+    failed = [check for check in checks if not check.passed]
+    print(f"    checks: {len(checks) - len(failed)} passed, {len(failed)} failed", file=out)
+    for check in failed:
+        severity = check.severity.value
+        print(f"    check {check.check_name} ({severity}): {check.description}", file=out)
     if not result.success:
-        print(f"Run {result.run_id} failed; see it in the Dagster UI.", file=sys.stderr)
+        print(f"Run {result.run_id} failed; see it in the Dagster UI.", file=out)
     return result.success
 
 
@@ -131,9 +159,12 @@ def main() -> int:
             {**day, "asset_selection": list(day_assets - upstream)},
         ),
     ]
-    with dg.DagsterInstance.get() as instance:
-        for title, job, execute in steps:
-            if not _run(title, job, instance, **execute):
+    log = Path(settings.value("MA_DATA_DIR")) / "logs" / "bootstrap.log"
+    print(f"Full logs: {log}", flush=True)
+    with dg.DagsterInstance.get() as instance, _logged_to(log) as out:
+        for step, (title, job, execute) in enumerate(steps, start=1):
+            if not _run(f"[{step}/{len(steps)}] {title}", job, instance, out, **execute):
+                print(f"Details: {log}", file=out)
                 return 1
     print()
     print(top_targets())

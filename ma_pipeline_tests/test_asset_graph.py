@@ -2,16 +2,12 @@
 to keys, groups, dependencies, partitions or checks shows in review (update it on purpose with
 ``pytest ma_pipeline_tests/test_asset_graph.py --snapshot-update``)."""
 
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from syrupy.assertion import SnapshotAssertion
 
-from ma_pipeline.bootstrap import main as quick_start
 from ma_pipeline.definitions import defs
-from ma_pipeline.warehouse import connect_warehouse
-from ma_pipeline_tests.conftest import SANDBOX_UNITS
 
 
 def _partitions(partitions_def: dg.PartitionsDefinition | None) -> str | None:
@@ -74,27 +70,3 @@ def test_every_asset_has_owners_kinds_and_a_code_version() -> None:
         for spec in defs.resolve_all_asset_specs()
     }
     assert {key: names for key, names in missing.items() if names} == {}
-
-
-def test_every_table_the_quick_start_writes_is_an_asset(
-    data_dir: Path, monkeypatch: Any, tmp_path: Path
-) -> None:
-    """The quick start's three runs (the day's inputs, training, the day's scores to the marts)
-    on a small sandbox, then every table of the warehouse has an asset of the same key."""
-    monkeypatch.setenv("MA_SANDBOX_COMPANIES", str(SANDBOX_UNITS))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    monkeypatch.delenv("MA_WAREHOUSE_URL", raising=False)
-    (tmp_path / "dagster_home").mkdir()
-
-    assert quick_start() == 0
-
-    warehouse = connect_warehouse("", data_dir)
-    tables = warehouse.query(
-        "SELECT table_schema || '/' || table_name AS key FROM information_schema.tables"
-        " WHERE table_schema NOT IN ('information_schema', 'pg_catalog', 'main')"
-    )["key"].to_list()
-    assets = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert len(tables) > 30
-    # A table stored by change keeps its versions and days beside the view of its name.
-    stored = {key.removesuffix("__versions").removesuffix("__days") for key in tables}
-    assert sorted(stored - assets) == []

@@ -53,10 +53,41 @@ def partition_vars(partitions: dg.PartitionKeyRange) -> dict[str, str]:
     return {"min_date": partitions.start, "max_date": partitions.end}
 
 
+# The shipped references (NAF, COG) and their views change with a release, not with days: they
+# are built unpartitioned, the rest of the project per day.
+REFERENCE = "resource_type:seed path:models/staging/reference"
+
+
+def _build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, *args: str
+) -> Iterator[Any]:
+    with dbt_environment(warehouse.url, warehouse.data_dir):
+        invocation = dbt.cli(["build", *args], context=context)
+    yield from invocation.stream()
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
+    select=REFERENCE,
+    name="analytics_reference",
+    backfill_policy=dg.BackfillPolicy.single_run(),  # built once by a daily range's one run
+    pool=WAREHOUSE_POOL,
+)
+def analytics_reference(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """``dbt build`` of the reference seeds, their views and tests; not the tests that join them
+    to the daily models (``cautious``), which run with those models."""
+    yield from _build(context, dbt, warehouse, "--indirect-selection", "cautious")
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    exclude=REFERENCE,
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,  # dbt holds the DuckDB file, as a writer, while it runs
@@ -64,9 +95,8 @@ def partition_vars(partitions: dg.PartitionKeyRange) -> dict[str, str]:
 def analytics_marts(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ) -> Iterator[Any]:
-    """``dbt build`` of the selected models, seeds and their tests, for the run's partitions (a
+    """``dbt build`` of the selected models and their tests, for the run's partitions (a
     backfill is one run, one dbt invocation), in the pipeline's warehouse."""
-    args = ["build", "--vars", json.dumps(partition_vars(context.partition_key_range))]
-    with dbt_environment(warehouse.url, warehouse.data_dir):
-        invocation = dbt.cli(args, context=context)
-    yield from invocation.stream()
+    yield from _build(
+        context, dbt, warehouse, "--vars", json.dumps(partition_vars(context.partition_key_range))
+    )

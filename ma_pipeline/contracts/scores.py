@@ -144,3 +144,37 @@ CONTACTS_SCHEMA: dict[str, pl.DataType] = {
     "fetched_at": pl.Datetime("us", "UTC"),
     "personal_data": pl.Boolean(),
 }
+
+PUBLISHED_DAY = "The published day the row belongs to (Europe/Paris)."
+PUBLICATIONS_DESCRIPTIONS = {
+    "partition_date": PUBLISHED_DAY,
+    "published_at": "When the day was published (UTC).",
+    "run_id": "The Dagster run that published it.",
+    "companies": "Companies in the day's published scores.",
+    "scorer": "champion, or rule_baseline when no model had been promoted yet.",
+    **{f"model_version_{s}": f"The model version behind score_{s} that day." for s in SCORES},
+}
+MODEL_VERSIONS_DESCRIPTIONS = {
+    "partition_date": PUBLISHED_DAY,
+    "score": "The score the model computes: ma, croissance or stabilite.",
+    "model_name": "The registered model's name in MLflow.",
+    "version": "The registered model version.",
+    "alias": "champion, challenger, or empty.",
+    "run_id": "The MLflow run that trained it.",
+    "created_at": "When the version was registered (UTC).",
+    "metrics_json": "Its holdout metrics (ROC-AUC, PR-AUC, precision at 1 %...), as JSON.",
+    "decision": "Why it was promoted or not, against the champion and the rule baseline.",
+}
+CONTACTS_DESCRIPTIONS = {
+    "partition_date": PUBLISHED_DAY,
+    "siren": "The company's SIREN.",
+    "nom": "PERSONAL DATA. The dirigeant's last name.",
+    "prenom": "PERSONAL DATA. The dirigeant's first name.",
+    "qualite": "The dirigeant's role (Président, Gérant...).",
+    "linkedin_slug": "PERSONAL DATA. The LinkedIn profile Kaspr was asked about.",
+    "work_email": "PERSONAL DATA. Work e-mail found by Kaspr.",
+    "phone": "PERSONAL DATA. Phone number found by Kaspr.",
+    "status": "Kaspr's answer: found, not_found or an error.",
+    "fetched_at": "When Kaspr answered (UTC).",
+    "personal_data": "Always true: the row is personal data (served with contacts:read only).",
+}

@@ -24,7 +24,7 @@ from ma_pipeline.contracts.scores import COLUMN_DESCRIPTIONS, KEY_INPUTS, ML_SCO
 from ma_pipeline.contracts.siren import siren_blocks
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import Outcome, by_partition, evaluations, passed_partitions
-from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.metadata import declared_schema, preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.ml import scorer
 from ma_pipeline.ml.registry import MlflowResource
@@ -50,12 +50,7 @@ TOP_COLUMNS = ["partition_date", "siren", "nom_entreprise", "score_ma", "ma_reas
 # Days before a partition searched for its reference (the newest one that passed its checks).
 REFERENCE_SEARCH_DAYS = 62
 
-COLUMN_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(name=name, type=str(dtype), description=COLUMN_DESCRIPTIONS[name])
-        for name, dtype in ML_SCORES_SCHEMA.items()
-    ]
-)
+COLUMN_SCHEMA = declared_schema(ML_SCORES_SCHEMA, COLUMN_DESCRIPTIONS)
 
 
 @dataclass(frozen=True)

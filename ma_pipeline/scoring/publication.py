@@ -24,8 +24,11 @@ import polars as pl
 
 from ma_pipeline.contracts import keys, tables
 from ma_pipeline.contracts.scores import (
+    CONTACTS_DESCRIPTIONS,
     CONTACTS_SCHEMA,
+    MODEL_VERSIONS_DESCRIPTIONS,
     MODEL_VERSIONS_SCHEMA,
+    PUBLICATIONS_DESCRIPTIONS,
     PUBLICATIONS_SCHEMA,
     SCORES,
 )
@@ -33,10 +36,10 @@ from ma_pipeline.contracts.snapshot import SnapshotPaths, snapshot_paths
 from ma_pipeline.contracts.tables import VALID_FROM
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.checks import passed_partitions
-from ma_pipeline.lib.metadata import preview
+from ma_pipeline.lib.metadata import declared_schema, preview
 from ma_pipeline.lib.versions import source_version
 from ma_pipeline.partitions import daily_partitions
-from ma_pipeline.scoring.assets import BLOCKING_CHECKS
+from ma_pipeline.scoring.assets import BLOCKING_CHECKS, COLUMN_SCHEMA
 from ma_pipeline.warehouse import (
     PARTITION_COLUMN,
     WAREHOUSE_POOL,
@@ -177,6 +180,14 @@ _OUTPUTS = {
     tables.SCORE_PUBLICATIONS: "One row per published day (when, by which run, how many"
     " companies, which models): written last, it is what makes the day visible.",
 }
+_COLUMNS = {
+    tables.PUBLISHED_SCORES: COLUMN_SCHEMA,
+    tables.PUBLISHED_MODEL_VERSIONS: declared_schema(
+        {PARTITION_COLUMN: pl.Date(), **MODEL_VERSIONS_SCHEMA}, MODEL_VERSIONS_DESCRIPTIONS
+    ),
+    tables.PUBLISHED_CONTACTS: declared_schema(CONTACTS_SCHEMA, CONTACTS_DESCRIPTIONS),
+    tables.SCORE_PUBLICATIONS: declared_schema(PUBLICATIONS_SCHEMA, PUBLICATIONS_DESCRIPTIONS),
+}
 
 
 @dg.multi_asset(
@@ -188,6 +199,7 @@ _OUTPUTS = {
             owners=owners.DATA,
             code_version=source_version(sys.modules[__name__]),
             tags={"ma/personal_data": "true"} if table == tables.PUBLISHED_CONTACTS else None,
+            metadata={"dagster/column_schema": _COLUMNS[table]},
         )
         for table, description in _OUTPUTS.items()
     },

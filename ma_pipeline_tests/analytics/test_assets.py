@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ma_pipeline.analytics.assets import analytics_marts
+from ma_pipeline.analytics.assets import analytics_marts, analytics_reference
 from ma_pipeline.contracts import keys
 from ma_pipeline.definitions import defs
 from ma_pipeline.warehouse import WAREHOUSE_POOL
@@ -16,6 +16,9 @@ def key(name: str) -> dg.AssetKey:
 
 def deps(name: str) -> set[str]:
     return {d.asset_key.to_user_string() for d in analytics_marts.specs_by_key[key(name)].deps}
+
+
+REFERENCE = ("naf_rev2_hierarchie", "cog_regions_2025", "stg_naf_divisions", "stg_naf_sections")
 
 
 def test_models_and_seeds_are_analytics_assets_under_the_pipelines_tables() -> None:
@@ -41,7 +44,16 @@ def test_models_and_seeds_are_analytics_assets_under_the_pipelines_tables() -> N
 def test_daily_partitions_one_run_per_backfill_and_the_warehouse_pool() -> None:
     assert analytics_marts.partitions_def.timezone == "Europe/Paris"
     assert analytics_marts.backfill_policy == dg.BackfillPolicy.single_run()
-    assert analytics_marts.op.pool == WAREHOUSE_POOL
+    assert analytics_marts.op.pool == analytics_reference.op.pool == WAREHOUSE_POOL
+
+
+def test_the_reference_seeds_and_their_views_are_not_partitioned() -> None:
+    """They change with a release of the package: no day of theirs is ever missing."""
+    assert {key(name) for name in REFERENCE} <= analytics_reference.keys
+    assert analytics_reference.partitions_def is None
+    assert not {key(name) for name in REFERENCE} & analytics_marts.keys
+    selected = defs.resolve_job_def("daily_job").asset_layer.selected_asset_keys
+    assert analytics_reference.keys <= selected  # built before the marts that join them
 
 
 def test_dbt_tests_are_asset_checks_of_their_model() -> None:

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from ma_pipeline.analytics.assets import analytics_marts
+from ma_pipeline.analytics.assets import analytics_marts, analytics_reference
 from ma_pipeline.analytics.project import dbt_project
 from ma_pipeline.contracts.personal import PERSONAL_FEATURES
 from ma_pipeline.contracts.tables import ML_SCORES, PUBLISHED_SCORES
@@ -199,13 +199,13 @@ def test_the_marts_match_polars_and_a_rerun_leaves_one_copy(
     them from the published rows; then a republished day re-run replaces its rows only."""
     resources = make_resources(data_dir, warehouse_url)
     scores = build_inputs(resources, warehouse)
-    marts = dg.Definitions(assets=[analytics_marts], resources=resources)
+    marts = dg.Definitions(assets=[analytics_reference, analytics_marts], resources=resources)
 
     # The four days as one run: one dbt build, every test passing as an asset check.
     result = run(marts, D1, D4)
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(analytics_marts.check_specs)
+    assert len(evaluations) == len([*analytics_reference.check_specs, *analytics_marts.check_specs])
     assert [e.check_name for e in evaluations if not e.passed] == []
     materialized = result.get_asset_materialization_events()
     sector_days = {
@@ -317,7 +317,7 @@ def test_a_score_out_of_range_fails_its_check_and_stops_the_marts_downstream(
     )
 
     result = dg.materialize(
-        [analytics_marts],
+        [analytics_reference, analytics_marts],
         selection=dg.AssetSelection.assets(sector, scores).upstream(),
         partition_key=D2.isoformat(),
         resources=make_resources(data_dir, url),
