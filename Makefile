@@ -70,6 +70,7 @@ bench: install
 	python bench/bench_storage_days.py
 	python bench/bench_api.py
 	python -m bench.bench_lookup_index
+	python -m bench.bench_backfill
 
 clean:
 	rm -rf $(MA_DATA_DIR) $(DAGSTER_HOME)

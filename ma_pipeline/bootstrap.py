@@ -171,8 +171,8 @@ def main() -> int:
     ui = settings.value("MA_DAGSTER_UI_URL")
     print(f"\nDagster UI: {ui} (`make run` starts it now: assets, runs, checks, schedules).")
     print(
-        "API: http://localhost:8000/docs; a key for a first request:"
-        " .venv/bin/ma-api keys create --name me --scopes scores:read"
+        "API: http://localhost:8000/docs, and the app: http://localhost:8501, with a key from"
+        " .venv/bin/ma-api keys create --name me --scopes scores:read,contacts:read"
     )
     return 0
 
