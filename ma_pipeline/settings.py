@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # The sandbox: active legal units, and the day its APIs answer as of (empty: today).
     ma_sandbox_companies: int = SANDBOX_UNITS
     ma_sandbox_as_of: str = ""
+    # A SIRENE stock keeping fewer rows than this share of the stock before it fails (0: off).
+    ma_sirene_min_rows_ratio: float = 0.5
     # Enrichment. No key: the sandbox. Unset rates mean the mode's default (Pappers: 10/s live,
     # 200/s on the sandbox).
     ma_pappers_api_key: SecretStr | None = None

@@ -125,12 +125,13 @@ def test_gzipped_csv_and_parquet_files_are_read(data_dir: Path) -> None:
     (landing / "StockUniteLegale_20260201.csv.gz").write_bytes(
         gzip.compress(SIRENE_SAMPLE.read_bytes())
     )
-    pl.DataFrame(rows[:4]).write_parquet(landing / "StockUniteLegale_20260301.parquet")
+    # 5 of 9 rows: above the share of the stock before it a stock must keep (0.5 by default).
+    pl.DataFrame(rows[:5]).write_parquet(landing / "StockUniteLegale_20260301.parquet")
 
     assert materialize(data_dir, partition="2026-02-10").success
     assert stored(data_dir).height == 9
     assert materialize(data_dir, partition="2026-03-10").success
-    assert stored(data_dir).filter(pl.col("partition_date") == date(2026, 3, 10)).height == 4
+    assert stored(data_dir).filter(pl.col("partition_date") == date(2026, 3, 10)).height == 5
 
 
 def test_a_bad_check_digit_is_rejected_with_its_reason(data_dir: Path) -> None:
@@ -247,15 +248,17 @@ def test_header_names_with_stray_spaces_are_read(data_dir: Path) -> None:
     assert stored(data_dir).height == 9
 
 
-def test_a_row_with_extra_fields_fails_naming_the_file(data_dir: Path) -> None:
+def test_a_row_with_extra_fields_is_rejected_with_its_count_and_line(data_dir: Path) -> None:
+    """It used to fail the whole file; ma_pipeline_tests/test_sirene_bad_files.py has more."""
     path = write_csv(data_dir / "landing" / "StockUniteLegale_2026-03-01.csv", sample_rows())
     path.write_text(path.read_text() + "1,2," + ",".join(["x"] * 40) + "\n")
 
     result = materialize(data_dir)
 
-    assert "StockUniteLegale_2026-03-01.csv: a row has more fields than the header" in (
-        failure_message(result)
-    )
+    assert result.success and stored(data_dir).height == 9
+    assert stored(data_dir, REJECTED).select("row_number", "reason", "detail").rows() == [
+        (10, "too_many_fields", "42 fields where the header has 35 (line 11)")
+    ]
 
 
 def _unclosed_quote(text: str) -> str:

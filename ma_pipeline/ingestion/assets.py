@@ -22,7 +22,7 @@ from ma_pipeline.ingestion import inpi_ratios as ratios
 from ma_pipeline.ingestion import sirene, source, succession, targets
 from ma_pipeline.ingestion.landing import Download
 from ma_pipeline.ingestion.sirene import SireneFileError, rejected_by_reason
-from ma_pipeline.ingestion.source import SireneSource
+from ma_pipeline.ingestion.source import SireneSource, Stock
 from ma_pipeline.ingestion.targets import TargetRules, select_targets
 from ma_pipeline.lib import owners
 from ma_pipeline.lib.metadata import preview
@@ -90,6 +90,44 @@ def stored_fingerprints(backend: Warehouse, dates: list[date]) -> dict[date, set
     return {d: f for d, f in fingerprints.items() if stock_rows(backend, d, any_row=True)}
 
 
+def previous_stock(
+    backend: Warehouse, dated: date, ingested: dict[date, int]
+) -> tuple[date, int] | None:
+    """The landing-file stock served before one dated ``dated`` (the newest dated on or before
+    it: for a file replaced in place, its old version) and its rows, among the stocks that served
+    days and those ``ingested`` earlier in this run (date: rows); None: none (the sandbox's
+    stocks do not count)."""
+    found = {d: n for d, n in ingested.items() if d <= dated}
+    if backend.columns(tables.RAW_COMPANIES_DAYS):
+        served = backend.query(
+            f'SELECT max("stock_date") AS d FROM {tables.RAW_COMPANIES_DAYS.sql}'
+            """ WHERE "stock_date" <= $1 AND "source" <> 'sandbox'""",
+            (dated,),
+        )["d"][0]
+        if served is not None and served not in found:
+            found[served] = stock_rows(backend, served)
+    found = {d: n for d, n in found.items() if n}
+    return max(found.items()) if found else None
+
+
+def check_rows_kept(
+    backend: Warehouse, stock: Stock, kept: int, ratio: float, ingested: dict[date, int]
+) -> None:
+    """Fail when a landing file keeps fewer than ``ratio`` of the rows of the stock served
+    before it (not a first stock, nor with ``ratio`` 0), before anything is written."""
+    if stock.path is None or ratio <= 0:
+        return
+    before = previous_stock(backend, stock.dated, ingested)
+    if before is None or kept >= ratio * before[1]:
+        return
+    raise SireneFileError(
+        f"{stock.origin}: keeps {kept} rows, fewer than MA_SIRENE_MIN_ROWS_RATIO = {ratio:g} of"
+        f" the {before[1]} rows of the stock served before it (dated {before[0]}); nothing is"
+        " stored and that stock stays served. If the drop is expected, lower the setting"
+        " (0: no check)"
+    )
+
+
 @dg.multi_asset(
     outs={
         "sirene_stocks": _out(
@@ -134,6 +172,7 @@ def raw_companies(
         stocks_needed = {s.dated: s for s in serving.values()}
         stored = stored_fingerprints(backend, list(stocks_needed))
         per_stock, reasons = [], Counter[str]()
+        ingested: dict[date, int] = {}  # landing files stored by this run: date -> rows
         for stock in stocks_needed.values():
             if stock.fingerprint in stored.get(stock.dated, set()):
                 per_stock.append(
@@ -147,6 +186,7 @@ def raw_companies(
                 continue
             stamp = pl.lit(stock.dated).alias(PARTITION_COLUMN)
             with sirene.load(stock) as load:
+                check_rows_kept(backend, stock, load.kept_rows, sirene.rows_ratio, ingested)
                 report = backend.replace_partitions(
                     tables.SIRENE_STOCKS,
                     load.kept().stamped(PARTITION_COLUMN, stock.dated),
@@ -155,6 +195,8 @@ def raw_companies(
                 rejected = load.rejected.select(stamp, *REJECTED_SCHEMA)
                 backend.replace_partitions(tables.RAW_COMPANIES_REJECTED, rejected, [stock.dated])
                 reasons.update(rejected_by_reason(rejected))
+                if stock.path is not None:
+                    ingested[stock.dated] = report.rows
                 per_stock.append(
                     {
                         "stock_date": str(stock.dated),

@@ -15,6 +15,8 @@ Outcomes, by input:
 - a file that is not valid UTF-8: read as Windows-1252 (a Latin-1 superset) and reported;
 - header names with stray spaces: stripped; values are stripped too;
 - blank lines: skipped and counted;
+- a CSV row with fewer or more fields than the header (a quoted separator is part of its field):
+  rejected with the count and the file's line (``too_few_fields``, ``too_many_fields``);
 - a row with a bad SIREN (format or check digit), a missing required value, an unknown
   ``etatAdministratif``, or an unparsable date or year: rejected with the reason;
 - the same SIREN on several rows: the most recently processed row
@@ -22,6 +24,7 @@ Outcomes, by input:
 """
 
 import codecs
+import csv
 import gzip
 import shutil
 import tempfile
@@ -58,6 +61,8 @@ _PROCESSED = "date_dernier_traitement"
 _WIDTHS = {"siren": 9, "nicSiegeUniteLegale": 5}
 _SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
 _EXCERPT = 80  # characters of a file quoted in an error, at most
+# Columns a CSV batch carries for its rows whose field count differs from the header's.
+_FIELDS_REASON, _FIELDS_DETAIL = "_fields_reason", "_fields_detail"
 
 
 class SireneFileError(ValueError):
@@ -134,8 +139,13 @@ def stock_batches(path: Path, batch_rows: int = BATCH_ROWS) -> Iterator[StockBat
             utf8 = Path(scratch) / "stock.utf8.csv"
             _reencode(csv, utf8, encoding)
             csv = utf8
-        scan = pl.scan_csv(csv, infer_schema=False, empty_string_is_null=False)
-        yield StockBatches(name, encoding, _batches(name, scan, batch_rows))
+        ragged = _ragged_rows(csv)
+        # Rows longer than the header are cut to its width here; _ragged_rows has named them.
+        scan = pl.scan_csv(
+            csv, infer_schema=False, empty_string_is_null=False, truncate_ragged_lines=True
+        )
+        batches = _with_field_problems(_batches(name, scan, batch_rows), ragged)
+        yield StockBatches(name, encoding, batches)
 
 
 def _short(exc: BaseException) -> str:
@@ -164,14 +174,60 @@ def _batches(name: str, scan: pl.LazyFrame, batch_rows: int) -> Iterator[pl.Data
     try:
         yield from scan.collect_batches(chunk_size=batch_rows)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        if "more fields" in str(exc):
-            raise SireneFileError(f"{name}: a row has more fields than the header") from exc
         if "could not parse" in str(exc):
             raise SireneFileError(
                 f"{name}: a field cannot be parsed, often an unclosed quote, near:"
                 f" {_short(exc).removeprefix('could not parse ')}"
             ) from exc
         raise SireneFileError(f"{name}: cannot be read ({_short(exc)})") from exc
+
+
+def _ragged_rows(path: Path) -> pl.DataFrame:
+    """The records of a UTF-8 CSV whose field count differs from the header's: their index
+    among the data records (blank lines included, as the batches count them), the reason and a
+    detail with the count and the file's line. One streaming pass (``csv`` reads a record at a
+    time, quoted separators and line breaks inside one field); memory holds only these rows.
+    A record ``csv`` cannot read (an unclosed quote) ends the pass: polars then names it."""
+    found: list[tuple[int, str, str]] = []
+    with path.open(encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        try:
+            width = len(next(reader, []))
+            line = reader.line_num + 1
+            for record, fields in enumerate(reader):
+                count = len(fields)
+                blank = count == 0 or (count == 1 and not fields[0].strip())
+                if count != width and not blank:
+                    found.append(
+                        (
+                            record,
+                            "too_few_fields" if count < width else "too_many_fields",
+                            f"{count} fields where the header has {width} (line {line})",
+                        )
+                    )
+                line = reader.line_num + 1
+        except csv.Error:
+            pass
+    return pl.DataFrame(
+        found,
+        schema={"_record": pl.UInt32, _FIELDS_REASON: pl.String, _FIELDS_DETAIL: pl.String},
+        orient="row",
+    )
+
+
+def _with_field_problems(
+    batches: Iterator[pl.DataFrame], ragged: pl.DataFrame
+) -> Iterator[pl.DataFrame]:
+    """``batches`` with the reason and detail of their ragged rows (null for the others)."""
+    offset = 0
+    for batch in batches:
+        here = ragged.filter(pl.col("_record").is_between(offset, offset + batch.height - 1))
+        yield (
+            batch.with_row_index("_record", offset)
+            .join(here, on="_record", how="left", maintain_order="left")
+            .drop("_record")
+        )
+        offset += batch.height
 
 
 def _has_content(path: Path) -> bool:
@@ -248,6 +304,11 @@ class StockLoad:
 
     def add(self, batch: pl.DataFrame) -> None:
         """Check one batch of text rows: reject the bad ones, stage the valid ones."""
+        problems = [
+            batch[c] if c in batch.columns else pl.Series(c, [None] * batch.height, pl.String)
+            for c in (_FIELDS_REASON, _FIELDS_DETAIL)
+        ]
+        batch = batch.drop(_FIELDS_REASON, _FIELDS_DETAIL, strict=False)
         raw = batch.rename({c: c.strip() for c in batch.columns})
         if not self._columns_checked:
             missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
@@ -271,7 +332,7 @@ class StockLoad:
         offset = self.rows_read - self.blank_lines + 1
         self.rows_read += blank.len()
         self.blank_lines += int(blank.sum())
-        raw = raw.filter(~blank).with_row_index("row_number", offset=offset)
+        raw = raw.with_columns(problems).filter(~blank).with_row_index("row_number", offset=offset)
         checked = raw.with_columns(
             *(_typed(c) for c in COLUMNS if c.kind != "text"),
             *(pl.col(c.insee).alias(f"_given_{c.name}") for c in COLUMNS if c.kind != "text"),
@@ -358,6 +419,13 @@ class StockLoad:
         rows = pl.concat(self._rejected).sort("row_number")
         return rows.select(list(REJECTED_SCHEMA)).cast(REJECTED_SCHEMA)  # type: ignore[arg-type]
 
+    @property
+    def kept_rows(self) -> int:
+        """How many companies ``kept`` names, once ``finish`` has run."""
+        if not self._finished:
+            raise RuntimeError("StockLoad.kept_rows is read before finish")
+        return self.rows_read - self.blank_lines - self.rejected.height
+
     def kept(self) -> LocalRows:
         """The companies kept (``OUTPUT_COLUMNS``), in file order, once ``finish`` has run."""
         if not self._finished:
@@ -417,7 +485,9 @@ def _as_given(column: Column) -> pl.Expr:
 
 def _rejection_reasons() -> list[pl.Expr]:
     """``reason`` and ``detail`` of the first rule each row breaks (null when it breaks none)."""
-    rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+    rules: list[tuple[pl.Expr, str | pl.Expr, pl.Expr]] = [
+        # A row with too few or too many fields: its values are not where the header says.
+        (pl.col(_FIELDS_REASON).is_not_null(), pl.col(_FIELDS_REASON), pl.col(_FIELDS_DETAIL)),
         (pl.col("siren").is_null(), "missing_siren", pl.lit("siren is empty")),
         (
             pl.col("_siren_problem").is_not_null(),
@@ -444,10 +514,14 @@ def _rejection_reasons() -> list[pl.Expr]:
                     pl.format(f"{column.insee} '{{}}' is not a valid {column.kind}", given),
                 )
             )
-    reason = pl.when(rules[0][0]).then(pl.lit(rules[0][1]))
+
+    def code_of(code: str | pl.Expr) -> pl.Expr:
+        return pl.lit(code) if isinstance(code, str) else code
+
+    reason = pl.when(rules[0][0]).then(code_of(rules[0][1]))
     detail = pl.when(rules[0][0]).then(rules[0][2])
     for condition, code, text in rules[1:]:
-        reason = reason.when(condition).then(pl.lit(code))
+        reason = reason.when(condition).then(code_of(code))
         detail = detail.when(condition).then(text)
     return [reason.otherwise(None).alias("reason"), detail.otherwise(None).alias("detail")]
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from ma_pipeline.ingestion.landing import LandingFile, stock_file_for, stock_files
 from ma_pipeline.ingestion.sirene import StockLoad, stock_batches, stock_load
 from ma_pipeline.sandbox import universe
-from ma_pipeline.settings import SANDBOX_UNITS, LaunchSettings
+from ma_pipeline.settings import SANDBOX_UNITS, LaunchSettings, current
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class SireneSource(LaunchSettings):
     from_settings: ClassVar[dict[str, str]] = {
         "data_dir": "MA_DATA_DIR",
         "sandbox_companies": "MA_SANDBOX_COMPANIES",
+        "min_rows_ratio": "MA_SIRENE_MIN_ROWS_RATIO",
     }
 
     data_dir: str | None = Field(
@@ -46,12 +47,25 @@ class SireneSource(LaunchSettings):
         default=SANDBOX_UNITS,
         description="Active legal units in the sandbox; None: MA_SANDBOX_COMPANIES at launch",
     )
+    min_rows_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        description="A stock keeping fewer rows than this share of the stock served before it"
+        " fails, and is not stored (0: no check); None: MA_SIRENE_MIN_ROWS_RATIO at launch",
+    )
     sandbox_seed: int = Field(default=2026, description="Seed of the sandbox population")
     sandbox_change_rate: float = Field(
         default=universe.CHANGE_RATE,
         gt=0,
         description="Share of the sandbox's units whose SIRENE record changes on a day",
     )
+
+    @property
+    def rows_ratio(self) -> float:
+        """``min_rows_ratio``, or its variable's value now when it is unset."""
+        if self.min_rows_ratio is not None:
+            return self.min_rows_ratio
+        return float(current("MA_SIRENE_MIN_ROWS_RATIO"))
 
     @property
     def landing_dir(self) -> Path:
