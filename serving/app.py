@@ -16,10 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from serving.auth import API_KEY_HEADER, KeyRing, RateLimiter
+from serving.auth import API_KEY_HEADER, KeyRing
 from serving.config import ApiSettings
 from serving.observability import REQUEST_ID_HEADER, Metrics, RequestContext
 from serving.published import Served, open_store
+from serving.ratelimit import RateLimits, open_storage
 from serving.routes import ops, v1
 from serving.store import ApiStore
 
@@ -35,19 +36,34 @@ the route's scope: `scores:read`, `contacts:read` (personal data) or `requests:w
 """
 
 
+QUOTED_CHARS = 60  # of a client's input quoted back in a 422 (and so in its log line)
+DESCRIBED_ERRORS = 10  # problems described in one 422; the others are counted
+
+
+def _quote(value: str) -> str:
+    """``value``, or its first ``QUOTED_CHARS`` characters and an ellipsis."""
+    return value if len(value) <= QUOTED_CHARS else f"{value[:QUOTED_CHARS]}…"
+
+
 def _describe(error: dict[str, Any]) -> str:
-    """One validation error as a sentence: which parameter, the value given, what is wrong."""
-    names = [str(part) for part in error["loc"][1:] if isinstance(part, str)]
+    """One validation error as a sentence: which parameter, the value given (its start when
+    long), what is wrong."""
+    names = [_quote(str(part)) for part in error["loc"][1:] if isinstance(part, str)]
     name = ".".join(names) or error["loc"][0]
     value = error.get("input")
     if names and isinstance(value, str | int | float):
-        return f"{name} {value!r}: {error['msg']}"
-    return f"{name}: {error['msg']}"
+        shown = _quote(value) if isinstance(value, str) else value
+        return f"{name} {shown!r}: {_quote(error['msg'])}"
+    return f"{name}: {_quote(error['msg'])}"
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 as every other error: ``{"detail": "<one sentence per problem>"}``."""
-    detail = "; ".join(_describe(error) for error in exc.errors())
+    """422 as every other error: ``{"detail": "<one sentence per problem>"}``, quoting at most
+    the start of what the client sent, so a huge input makes neither a huge answer nor log."""
+    problems = exc.errors()
+    detail = "; ".join(_describe(error) for error in problems[:DESCRIBED_ERRORS])
+    if len(problems) > DESCRIBED_ERRORS:
+        detail += f"; and {len(problems) - DESCRIBED_ERRORS} more problems"
     return JSONResponse({"detail": detail}, status_code=422)
 
 
@@ -104,7 +120,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.served = served
     app.state.api_store = api_store
     app.state.keys = KeyRing(api_store, settings.key_cache_seconds)
-    app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+    app.state.limits = RateLimits(
+        open_storage(settings.redis_url, settings.rate_limit_prefix),
+        settings.rate_per_second,
+        settings.rate_burst,
+        settings.auth_failures_per_minute,
+    )
     app.state.metrics = Metrics(served)
     app.include_router(v1)
     app.include_router(ops)

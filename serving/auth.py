@@ -1,17 +1,14 @@
-"""API keys with scopes, and a rate limit per key.
+"""API keys with scopes, a rate limit per key and a limit of bad keys per client address.
 
 Keys are looked up by the id in the token and their rows cached for ``MA_API_KEY_CACHE_SECONDS``:
 the database is asked at most once per key and period, in the background while the last row read
 keeps answering (for up to one more period), so a revocation shows within about one period. The
-rate limit is a token bucket per key **in each process**: with ``--workers N`` a key may make up
-to N times its rate in total.
+limits (``serving.ratelimit``) are shared by every worker when ``MA_API_REDIS_URL`` is set.
 """
 
 import asyncio
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 from functools import partial
 
 from cachetools import TTLCache
@@ -19,6 +16,7 @@ from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, SecurityScopes
 
+from serving.ratelimit import RateLimits
 from serving.store import ApiKey, ApiStore, split_token
 
 log = logging.getLogger(__name__)
@@ -80,36 +78,6 @@ class KeyRing:
         self._rows[key_id] = (task.result(), time.monotonic())
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    stamp: float = field(default_factory=time.monotonic)
-
-
-class RateLimiter:
-    """Token buckets per key: ``rate`` requests per second on average, bursts up to ``burst``."""
-
-    def __init__(self, default_rate: float, burst: float) -> None:
-        self.default_rate = default_rate
-        self.burst = burst
-        self._buckets: dict[str, _Bucket] = {}
-
-    def wait_for(self, key: ApiKey) -> int:
-        """Take a token for one request: 0, or the seconds to wait before retrying."""
-        rate = key.rate_per_second or self.default_rate
-        capacity = max(self.burst, rate)
-        bucket = self._buckets.get(key.id)
-        if bucket is None:
-            bucket = self._buckets[key.id] = _Bucket(capacity)
-        now = time.monotonic()
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0
-        return max(1, math.ceil((1 - bucket.tokens) / rate))
-
-
 class ApiKeyAuth(APIKeyHeader):
     """The ``X-API-Key`` security scheme, checking the key itself: one dependency rather than a
     check depending on the header scheme, as FastAPI's cost per dependency level shows on the
@@ -126,21 +94,23 @@ class ApiKeyAuth(APIKeyHeader):
                 f"missing API key: send it in the {API_KEY_HEADER} header",
                 headers={"WWW-Authenticate": "APIKey"},
             )
+        limits: RateLimits = request.app.state.limits
+        address = request.client.host if request.client else "unknown"
+        blocked = await limits.auth_blocked(address)
+        if blocked:
+            raise _too_many("too many invalid API keys from this address", blocked)
         key = await request.app.state.keys.verify(token)
         if key is None:
+            await limits.auth_failed(address)
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "invalid or revoked API key",
                 headers={"WWW-Authenticate": "APIKey"},
             )
         request.state.key_id = key.id  # for the access log
-        retry_after = request.app.state.limiter.wait_for(key)
+        retry_after = await limits.wait_for(key)
         if retry_after:
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"rate limit of this API key exceeded: retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+            raise _too_many("rate limit of this API key exceeded", retry_after)
         missing = sorted(set(security_scopes.scopes) - key.scopes)
         if missing:
             raise HTTPException(
@@ -154,3 +124,12 @@ authorize = ApiKeyAuth(
     auto_error=False,
     description="A token from `ma-api keys create`, e.g. `ma_1a2b3c4d5e6f_...`",
 )
+
+
+def _too_many(reason: str, retry_after: int) -> HTTPException:
+    """429 with the wait, in the header and the message."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"{reason}: retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )

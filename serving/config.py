@@ -28,6 +28,10 @@ class ApiSettings(BaseSettings):
     rate_burst: float = Field(default=40.0, alias="MA_API_RATE_BURST")
     key_cache_seconds: float = Field(default=10.0, alias="MA_API_KEY_CACHE_SECONDS")
     max_pending_requests: int = Field(default=100, alias="MA_API_MAX_PENDING_REQUESTS", ge=1)
+    max_requests_per_day: int = Field(default=1000, alias="MA_API_MAX_REQUESTS_PER_DAY", ge=1)
+    auth_failures_per_minute: int = Field(default=30, alias="MA_API_AUTH_FAILURES_PER_MINUTE", ge=1)
+    redis_url: str = Field(default="", alias="MA_API_REDIS_URL", repr=False)
+    rate_limit_prefix: str = Field(default="ma_api", alias="MA_API_RATE_LIMIT_PREFIX")
 
     def __init__(
         self, data_dir: Path | str | None = None, warehouse_url: str | None = None, **values: Any

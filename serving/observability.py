@@ -117,6 +117,14 @@ def _midnight_timestamp(served: "Served") -> float:
     return datetime(latest.day.year, latest.day.month, latest.day.day, tzinfo=UTC).timestamp()
 
 
+LOGGED_PATH_CHARS = 200
+
+
+def _logged_path(path: str) -> str:
+    """The request's path, cut short: a client's 60,000-character SIREN makes no 60 kB line."""
+    return path if len(path) <= LOGGED_PATH_CHARS else f"{path[:LOGGED_PATH_CHARS]}…"
+
+
 class RequestContext:
     """Request id (echoed from ``X-Request-ID`` or generated), one access-log line and the
     metrics of every request. Plain ASGI: BaseHTTPMiddleware would cost more per request than
@@ -159,7 +167,7 @@ class RequestContext:
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": _logged_path(scope["path"]),
                     "route": template,
                     "status": status,
                     "duration_ms": round(duration * 1000, 3),

@@ -8,6 +8,7 @@ API's database. Nothing here runs a model.
 import base64
 import datetime as dt
 import json
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -36,7 +37,16 @@ from serving.schemas import (
     ScoreRequestOut,
     SectorList,
 )
-from serving.store import ApiKey, ApiStore, IdempotencyConflict, ScoreRequest, TooManyPending
+from serving.store import (
+    ApiKey,
+    ApiStore,
+    IdempotencyConflict,
+    ScoreRequest,
+    TooManyPending,
+    TooManyToday,
+)
+
+log = logging.getLogger(__name__)
 
 SCORES_READ, CONTACTS_READ, REQUESTS_WRITE = "scores:read", "contacts:read", "requests:write"
 
@@ -44,7 +54,7 @@ _ERRORS = {
     401: "No API key, or an invalid or revoked one",
     403: "The API key lacks this route's scope",
     422: "A parameter is not valid; the detail says which and why",
-    429: "The API key's rate limit is exceeded",
+    429: "The API key's rate limit, or this address's failed authentications, exceeded",
 }
 NOT_PUBLISHED = "Nothing published yet, or not on this date"
 
@@ -344,14 +354,18 @@ RequestsKey = Annotated[ApiKey, Security(authorize, scopes=[REQUESTS_WRITE])]
     status_code=202,
     response_model=ScoreRequestOut,
     responses=errors(
-        {400: "The body is not JSON", 429: "The key has too many pending score requests"}
+        {
+            400: "The body is not JSON",
+            429: "Over the key's rate, pending score requests or score requests today",
+        }
     ),
     summary="Ask for a company to be scored; poll the returned id",
     description="Recorded as `pending`; the pipeline scores it with the champion and marks it"
     " `completed` or `failed`. With an `Idempotency-Key`, a retry returns the first request"
     " (the same key for another SIREN is a 422). While the key's request for the same SIREN is"
     " pending, that request is returned; a key may have `MA_API_MAX_PENDING_REQUESTS` pending"
-    " requests at most (429 beyond).",
+    " requests at most, and make `MA_API_MAX_REQUESTS_PER_DAY` per day (Europe/Paris) at most"
+    " (429 beyond, with `Retry-After`).",
     tags=["score requests"],
 )
 def create_score_request(
@@ -363,15 +377,21 @@ def create_score_request(
         str | None, Header(min_length=1, max_length=255, description="Makes retries safe")
     ] = None,
 ) -> dict[str, Any]:
-    limit = request.app.state.settings.max_pending_requests
+    settings = request.app.state.settings
     try:
         score_request, _ = _api_store(request).create_request(
-            body.siren, key.id, idempotency_key, max_pending=limit
+            body.siren,
+            key.id,
+            idempotency_key,
+            max_pending=settings.max_pending_requests,
+            max_per_day=settings.max_requests_per_day,
         )
     except IdempotencyConflict as exc:
         raise HTTPException(422, str(exc)) from exc
     except TooManyPending as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from exc
+    except TooManyToday as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     response.headers["Location"] = f"/v1/score-requests/{score_request.id}"
     return _request_out(score_request)
 
@@ -395,6 +415,8 @@ def get_score_request(request_id: uuid.UUID, request: Request, key: RequestsKey)
     response_model=Health,
     responses={503: {"model": Health, "description": "A dependency does not answer"}},
     summary="Whether the scores store and the API database answer",
+    description="`ok`, or `degraded` (503) with the failing dependency named; the reason goes to"
+    " the server's log, never to this unauthenticated answer.",
 )
 def health(request: Request, response: Response) -> dict[str, Any]:
     served = _served(request)
@@ -403,13 +425,14 @@ def health(request: Request, response: Response) -> dict[str, Any]:
         try:
             check()
             checks[name] = "ok"
-        except Exception as exc:  # any failure is the answer: report it, never raise
-            checks[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        except Exception:  # any failure is the answer: log why, never raise nor tell the client
+            log.warning("health check %s failed", name, exc_info=True)
+            checks[name] = "failing"
     healthy = all(v == "ok" for v in checks.values())
     response.status_code = 200 if healthy else 503
     latest = served.view.latest
     return {
-        "status": "ok" if healthy else "unavailable",
+        "status": "ok" if healthy else "degraded",
         "checks": checks,
         "served_date": None if latest is None else latest.day,
     }

@@ -14,9 +14,10 @@ from ma_pipeline.contracts.answers import (
     examples,
 )
 
-NAF_PATTERN = r"^(\d{2}\.\d{2}[A-Z]|\d{2}|[A-U])$"
-DEPARTEMENT_PATTERN = r"^(\d{2}|2[AB]|97\d)$"
-REGION_PATTERN = r"^\d{2}$"
+# ASCII classes, not \d: the pattern engine's \d also matches "６２" and Arabic-Indic digits.
+NAF_PATTERN = r"^([0-9]{2}\.[0-9]{2}[A-Z]|[0-9]{2}|[A-U])$"
+DEPARTEMENT_PATTERN = r"^([0-9]{2}|2[AB]|97[0-9])$"
+REGION_PATTERN = r"^[0-9]{2}$"
 SortKey = Literal["score_ma", "score_croissance", "score_stabilite"]
 ScoreName = Literal["ma", "croissance", "stabilite"]
 _EXAMPLE_REASONS = [
@@ -340,8 +341,8 @@ class ScoreRequestOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
-    checks: dict[str, str] = Field(description="'ok' or the reason, per dependency")
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Literal["ok", "failing"]] = Field(description="Per dependency")
     served_date: dt.date | None = Field(description="The partition in memory; null before any")
     model_config = examples(
         {"status": "ok", "checks": {"scores": "ok", "api_db": "ok"}, "served_date": EXAMPLE_DATE}

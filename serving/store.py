@@ -8,11 +8,13 @@ A key is ``ma_<id>_<secret>``: the id finds the row, the secret is stored only a
 
 import hashlib
 import hmac
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -25,6 +27,7 @@ from ma_pipeline.contracts.api_store import (
 )
 
 SCOPES = ("scores:read", "contacts:read", "requests:write")
+PARIS = ZoneInfo("Europe/Paris")
 _TOKEN_PREFIX = "ma"
 
 
@@ -44,6 +47,21 @@ class ApiKey:
 
 class TooManyPending(Exception):
     """The key has as many pending score requests as it may: each costs an enrichment call."""
+
+
+class TooManyToday(Exception):
+    """The key has made as many score requests today (Paris time) as it may."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def paris_day(now: datetime) -> tuple[datetime, datetime]:
+    """The start and end of ``now``'s day in Europe/Paris, as UTC instants."""
+    day = now.astimezone(PARIS).date()
+    start, end = (datetime.combine(d, time(), PARIS) for d in (day, day + timedelta(days=1)))
+    return start.astimezone(UTC), end.astimezone(UTC)  # 23 or 25 hours apart on DST days
 
 
 class IdempotencyConflict(Exception):
@@ -118,11 +136,14 @@ class ApiStore(RequestStore):
         key_id: str,
         idempotency_key: str | None = None,
         max_pending: int | None = None,
+        max_per_day: int | None = None,
     ) -> tuple[ScoreRequest, bool]:
         """Record a pending request (second value: whether a request was created). With an
         idempotency key already used by this API key, or while the key's request for the same
         SIREN is still pending, return that request instead; past ``max_pending`` pending
-        requests of the key, raise ``TooManyPending`` (two racing requests may both pass)."""
+        requests of the key, raise ``TooManyPending``, and past ``max_per_day`` requests made
+        by the key since midnight in Paris, ``TooManyToday`` (two racing requests may both
+        pass either cap)."""
         if idempotency_key is not None:
             existing = self._by_idempotency_key(key_id, idempotency_key, siren)
             if existing is not None:
@@ -137,6 +158,15 @@ class ApiStore(RequestStore):
                 " wait for some to complete"
             )
         now = datetime.now(UTC)
+        if max_per_day is not None:
+            start, end = paris_day(now)
+            made = self.requests_since(key_id, start)
+            if made >= max_per_day:
+                raise TooManyToday(
+                    f"this API key has made {made} score requests today (Paris time), the most"
+                    " it may: retry tomorrow",
+                    retry_after=max(1, math.ceil((end - now).total_seconds())),
+                )
         row = {
             "id": uuid.uuid4(),
             "siren": siren,
@@ -158,6 +188,15 @@ class ApiStore(RequestStore):
                 raise
             return existing, False
         return ScoreRequest(**row), True
+
+    def requests_since(self, key_id: str, start: datetime) -> int:
+        """How many score requests the key has made since ``start``."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).where(
+                    score_requests.c.key_id == key_id, score_requests.c.created_at >= start
+                )
+            ).scalar_one()
 
     def _pending(self, key_id: str) -> list[ScoreRequest]:
         with self.engine.connect() as conn:

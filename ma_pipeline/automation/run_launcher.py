@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 import dagster as dg
 
-# Dagster exports no public name for a health check's answer.
+# A custom launcher's health check answers with types Dagster does not export publicly (custom
+# launchers under run monitoring: dagster#6632); revisit on upgrades.
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 WORKER_STARTED = "Started process for run"

@@ -3,16 +3,20 @@
 import json
 import logging
 import re
+import socket
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ma_pipeline.contracts.snapshot import snapshot_paths
 from ma_pipeline_tests.serving.conftest import COMPANIES, D2, Api
+from serving.app import create_app
+from serving.config import ApiSettings
 from serving.observability import JsonFormatter
 
 SIREN = COMPANIES[3]
@@ -39,11 +43,39 @@ def test_health_is_503_with_the_reason_when_the_snapshot_is_unreadable(
 
     assert response.status_code == 503
     health = response.json()
-    assert health["status"] == "unavailable"
-    assert health["checks"]["api_db"] == "ok"
-    assert health["checks"]["scores"].startswith("ComputeError")
+    assert health["status"] == "degraded"
+    assert health["checks"] == {"scores": "failing", "api_db": "ok"}
     # The partition in memory keeps being served meanwhile.
     assert api.get(f"/v1/companies/{SIREN}")["date"] == D2.isoformat()
+
+
+def test_health_tells_no_internals_when_the_warehouse_does_not_answer(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ApiSettings(
+        data_dir=data_dir,
+        warehouse_url=f"postgresql://secret_user@127.0.0.1:{port}/secret_db?connect_timeout=2",
+        api_db_url=f"sqlite:///{data_dir / 'api.sqlite'}",
+    )
+
+    with (
+        TestClient(create_app(settings)) as client,
+        caplog.at_level(logging.WARNING, logger="serving.routes"),
+    ):
+        response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "degraded",
+        "checks": {"scores": "failing", "api_db": "ok"},
+        "served_date": None,
+    }
+    for internal in (str(port), "127.0.0.1", "secret_db", "secret_user", "Error", "connect"):
+        assert internal not in response.text
+    assert "OperationalError" in caplog.text  # the reason is in the server's log
 
 
 def test_metrics_count_requests_by_route_and_show_the_served_date(api: Api) -> None:
