@@ -24,10 +24,12 @@ from serving.auth import authorize
 from serving.movers import movers
 from serving.published import Partition, Served
 from serving.schemas import (
+    SIREN_PATTERN,
     CompanyHistory,
     ContactList,
     Error,
     Health,
+    IsoDate,
     ModelList,
     MoverList,
     ScoreName,
@@ -75,11 +77,15 @@ def errors(specific: dict[int, str] | None = None) -> dict[int | str, dict[str, 
 SirenPath = Annotated[
     str,
     AfterValidator(valid_siren),
-    Path(description="9 digits, the last one a Luhn check digit", examples=[EXAMPLE_SIREN]),
+    Path(
+        description="9 digits, the last one a Luhn check digit",
+        examples=[EXAMPLE_SIREN],
+        json_schema_extra={"pattern": SIREN_PATTERN},
+    ),
 ]
 ScoresKey = Annotated[ApiKey, Security(authorize, scopes=[SCORES_READ])]
 DayQuery = Annotated[
-    dt.date | None, Query(alias="date", description="A published date; default: the newest")
+    IsoDate | None, Query(alias="date", description="A published date; default: the newest")
 ]
 v1 = APIRouter(prefix="/v1")
 ops = APIRouter(tags=["operations"])
@@ -126,7 +132,7 @@ async def get_company(siren: SirenPath, request: Request, _: ScoresKey) -> Respo
 @v1.get(
     "/companies/{siren}/scores",
     response_model=CompanyHistory,
-    responses=errors(),
+    responses=errors({422: "A parameter is not valid, or from is after to"}),
     summary="A company's scores on every published day of [from, to]",
     tags=["scores"],
 )
@@ -134,8 +140,8 @@ def get_company_history(
     siren: SirenPath,
     request: Request,
     _: ScoresKey,
-    start: Annotated[dt.date | None, Query(alias="from", description="First day, included")] = None,
-    end: Annotated[dt.date | None, Query(alias="to", description="Last day, included")] = None,
+    start: Annotated[IsoDate | None, Query(alias="from", description="First day, included")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, included")] = None,
 ) -> dict[str, Any]:
     start, end = start or dt.date.min, end or dt.date.max
     if start > end:
@@ -355,7 +361,9 @@ RequestsKey = Annotated[ApiKey, Security(authorize, scopes=[REQUESTS_WRITE])]
     response_model=ScoreRequestOut,
     responses=errors(
         {
-            400: "The body is not JSON",
+            400: "The body cannot be read: not UTF-8",
+            422: "The body is not JSON or its siren is not valid, a header is not valid, or"
+            " the Idempotency-Key was used for another SIREN",
             429: "Over the key's rate, pending score requests or score requests today",
         }
     ),

@@ -1,10 +1,12 @@
 """Request and response models: the API's contract, with the examples the OpenAPI docs show."""
 
 import datetime as dt
+import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from ma_pipeline.contracts.answers import (
     EXAMPLE_DATE,
@@ -18,6 +20,20 @@ from ma_pipeline.contracts.answers import (
 NAF_PATTERN = r"^([0-9]{2}\.[0-9]{2}[A-Z]|[0-9]{2}|[A-U])$"
 DEPARTEMENT_PATTERN = r"^([0-9]{2}|2[AB]|97[0-9])$"
 REGION_PATTERN = r"^[0-9]{2}$"
+# Documented, not enforced by the pattern: valid_siren checks it and says what is wrong.
+SIREN_PATTERN = r"^[0-9]{9}$"
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` from a client: pydantic alone reads ``0`` or ``1700000000`` as Unix
+    times (``to=0`` was 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date", "must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 SortKey = Literal["score_ma", "score_croissance", "score_stabilite"]
 ScoreName = Literal["ma", "croissance", "stabilite"]
 _EXAMPLE_REASONS = [
@@ -93,7 +109,7 @@ class ScoreQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    date: dt.date | None = Field(None, description="A published date; default: the newest")
+    date: IsoDate | None = Field(None, description="A published date; default: the newest")
     min_score_ma: float | None = Field(None, ge=0, le=100)
     min_score_croissance: float | None = Field(None, ge=0, le=100)
     min_score_stabilite: float | None = Field(None, ge=0, le=100)
@@ -116,7 +132,9 @@ class ScoreQuery(BaseModel):
     sort: SortKey = Field("score_ma", description="Descending; ties broken by SIREN")
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = Field(
-        None, description="next_cursor of the previous page, with the same filters and sort"
+        None,
+        min_length=1,
+        description="next_cursor of the previous page, with the same filters and sort",
     )
     reasons: bool = Field(False, description="Add each company's top reasons for the sorted score")
 
@@ -312,7 +330,7 @@ class ContactList(BaseModel):
 
 
 class ScoreRequestIn(BaseModel):
-    siren: Siren
+    siren: Siren = Field(json_schema_extra={"pattern": SIREN_PATTERN})
     model_config = examples({"siren": EXAMPLE_SIREN})
 
 
