@@ -1,11 +1,35 @@
 """Servers the tests start as processes: free ports, waiting until they answer, their children."""
 
+import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from ma_pipeline_tests.conftest import SANDBOX_UNITS
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def local_instance(root: Path) -> dict[str, str]:
+    """`make run`'s setting under ``root``: a Dagster instance of ``deploy/dagster.local.yaml``,
+    the DuckDB warehouse and the test sandbox's size; the environment its processes get."""
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MA_DATA_DIR": str(root / "data"),
+        "MA_SANDBOX_COMPANIES": str(SANDBOX_UNITS),
+    }
+    env.pop("MA_WAREHOUSE_URL", None)
+    return env
 
 
 def free_port() -> int:

@@ -4,10 +4,8 @@ run` and the real daemon, run monitoring marks the run failed and frees its slot
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,10 +16,8 @@ import pytest
 
 from ma_pipeline.automation.run_launcher import is_alive, run_worker
 from ma_pipeline.warehouse import WAREHOUSE_POOL
-from ma_pipeline_tests.conftest import SANDBOX_UNITS
+from ma_pipeline_tests.processes import REPO, VENV_BIN, local_instance
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 # Run monitoring polls every 15 s and frees a dead run's slots 5 s after it ended.
 RECOVERED_WITHIN = 90.0
 
@@ -37,16 +33,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
 def daemon(tmp_path: Path) -> Iterator[dict[str, str]]:
     """`dagster-daemon run` over the code location, on a fresh instance of `make run`'s config;
     its environment."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MA_DATA_DIR": str(tmp_path / "data"),
-        "MA_SANDBOX_COMPANIES": str(SANDBOX_UNITS),
-    }
-    env.pop("MA_WAREHOUSE_URL", None)
+    env = local_instance(tmp_path)
     with (tmp_path / "daemon.log").open("wb") as log:
         process = subprocess.Popen(
             [str(VENV_BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],

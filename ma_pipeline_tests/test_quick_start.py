@@ -5,7 +5,6 @@ example of the README runs as written against what it built, and returns data.""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,11 +20,8 @@ import pytest
 from ma_pipeline.definitions import defs
 from ma_pipeline.scoring.on_demand import ApiStoreResource
 from ma_pipeline.warehouse import connect_warehouse
-from ma_pipeline_tests.conftest import SANDBOX_UNITS
-from ma_pipeline_tests.processes import free_port, wait_until_up
+from ma_pipeline_tests.processes import REPO, VENV_BIN, free_port, local_instance, wait_until_up
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 # The README's own two commands are what CI runs; every other example runs here.
 QUICK_START_COMMANDS = "make run"
 
@@ -44,16 +40,7 @@ class QuickStart:
 @pytest.fixture(scope="module")
 def quick_start(tmp_path_factory: pytest.TempPathFactory) -> QuickStart:
     root = tmp_path_factory.mktemp("quick_start")
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MA_DATA_DIR": str(root / "data"),
-        "MA_SANDBOX_COMPANIES": str(SANDBOX_UNITS),
-    }
-    env.pop("MA_WAREHOUSE_URL", None)
+    env = local_instance(root)
     done = subprocess.run(
         [sys.executable, "-m", "ma_pipeline.bootstrap"],
         cwd=REPO,

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from ma_pipeline_tests.processes import alive, descendants, free_port, wait_until_up
+from ma_pipeline_tests.processes import (
+    REPO,
+    alive,
+    descendants,
+    free_port,
+    local_instance,
+    wait_until_up,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 STOPPED_WITHIN = 10.0
 
 
@@ -21,11 +27,8 @@ STOPPED_WITHIN = 10.0
 def test_one_signal_stops_every_service_and_their_children(stop: str, tmp_path: Path) -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.local.yaml", home / "dagster.yaml")
     ports = {name: free_port() for name in ("DAGSTER", "API", "APP")}
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MA_DATA_DIR": str(tmp_path / "data")}
+    env = local_instance(tmp_path)
     make = subprocess.Popen(
         ["make", "-s", "serve", *(f"{k}_PORT={v}" for k, v in ports.items())],
         cwd=REPO,
