@@ -16,9 +16,7 @@ import fcntl
 import functools
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import anyio
+import cachetools
 import orjson
 import polars as pl
 import psycopg
@@ -405,12 +404,13 @@ class Served:
         self.directory = directory
         self.kept_files = other_partitions + 1
         self.view = View()
-        # Partitions asked for by date= stay cached too; a re-publication changes the key.
-        self._cached: OrderedDict[Publication, Partition] = OrderedDict()
-        self._cache_size = other_partitions
-        # One load per publication at a time: requests arriving meanwhile wait for it.
-        self._loading: dict[Publication, Future[Partition]] = {}
-        self._guard = threading.Lock()
+        # Partitions asked for by date= stay cached too (the least recently used leaves); a
+        # re-publication changes the key. The condition makes it a single flight: requests for
+        # a publication being loaded wait for that load rather than start their own.
+        loading = threading.Condition()
+        self._load = cachetools.cached(
+            cachetools.LRUCache(maxsize=other_partitions), lock=loading, condition=loading
+        )(self._load_partition)
 
     def refresh(self) -> None:
         """Read the publications record; load its newest partition unless already served."""
@@ -442,35 +442,6 @@ class Served:
         if day is None or day == view.latest.day:
             return view.latest
         return self._load(view.publication(day))
-
-    def _load(self, publication: Publication) -> Partition:
-        """The publication's partition from the cache, or loaded once however many requests
-        ask for it at the same time (single flight); the least recently used leaves the cache."""
-        with self._guard:
-            partition = self._cached.get(publication)
-            if partition is not None:
-                self._cached.move_to_end(publication)
-                return partition
-            loading = self._loading.get(publication)
-            leader = loading is None
-            if loading is None:
-                loading = self._loading[publication] = Future()
-        if not leader:
-            return loading.result()
-        try:
-            partition = self._load_partition(publication)
-        except BaseException as exc:
-            with self._guard:
-                del self._loading[publication]
-            loading.set_exception(exc)
-            raise
-        with self._guard:
-            self._cached[publication] = partition
-            while len(self._cached) > self._cache_size:
-                self._cached.popitem(last=False)
-            del self._loading[publication]
-        loading.set_result(partition)
-        return partition
 
     def _load_partition(self, publication: Publication) -> Partition:
         """The publication's partition file, written first if no worker has written it yet; the
